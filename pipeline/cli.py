@@ -1,0 +1,135 @@
+"""The ``phone-enrich`` command: parse arguments, call the library, map errors to exits.
+
+Bad usage, config or input prints one ``phone-enrich: error: ...`` line and exits 2;
+no traceback. Anything unexpected is a bug: it prints the traceback and exits 70.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.config import load_config
+from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, PipelineError, UsageError
+from pipeline.run import Progress, RunSummary, run
+
+DEMO_CONFIG = Path("configs/demo.toml")
+DEMO_SAMPLE_ROWS = 2_000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
+    if quiet:
+        return None
+    tty = sys.stderr.isatty()
+
+    def show(progress: Progress) -> None:
+        rate = progress.rows / progress.elapsed_s if progress.elapsed_s else 0.0
+        line = f"phone-enrich: {progress.rows:,} rows read ({rate:,.0f} rows/s)"
+        print(line, end="\r" if tty else "\n", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _print_summary(summary: RunSummary) -> None:
+    print(f"run {summary.run_id}: {summary.rows:,} rows in {summary.duration_s:.1f}s")
+    print(f"  valid phones: {summary.valid:,}   rejected: {summary.rows - summary.valid:,}")
+    if summary.reasons:
+        reasons = ", ".join(f"{name} {count:,}" for name, count in summary.reasons.items())
+        print(f"  reject reasons: {reasons}")
+    if summary.consent_dates:
+        dates = ", ".join(f"{name} {count:,}" for name, count in summary.consent_dates.items())
+        print(f"  consent dates: {dates}")
+    print(f"  output: {summary.output}")
+    print(f"  report: {summary.report}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(
+        args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
+    )
+    summary = run(config, config_path=args.config, on_progress=_progress_printer(args.quiet))
+    if not args.quiet:
+        _print_summary(summary)
+    return summary.exit_code
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pipeline.sample import write_sample
+
+    if args.rows < 0:
+        raise UsageError(f"--rows {args.rows}: expected a whole number of rows, 0 or more")
+    try:
+        written = write_sample(Path(args.out), args.rows, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--out {args.out}: {exc}") from None
+    print(f"wrote {written:,} rows to {args.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.sample import write_sample
+
+    if not DEMO_CONFIG.exists():
+        raise UsageError(f"{DEMO_CONFIG} not found: run the demo from the repository root")
+    config = load_config(DEMO_CONFIG)
+    sample = Path(config.input.path)
+    if not sample.exists():
+        write_sample(sample, DEMO_SAMPLE_ROWS)
+    summary = run(config, config_path=str(DEMO_CONFIG), on_progress=_progress_printer(args.quiet))
+    print(f"demo: enriched {sample} with {DEMO_CONFIG}")
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="phone-enrich",
+        description="Enrich CSV/Parquet files of US/Canada phone numbers, safely and resumably.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("run", help="normalize and enrich an input file")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("--input", help="input file (overrides input.path)")
+    p.add_argument("--output", help="output file, .csv or .parquet (overrides output.path)")
+    p.add_argument("--max-credits", type=int, help="credit cap for this run (run.max_credits)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
+    p.set_defaults(handler=_cmd_run)
+
+    p = commands.add_parser("sample", help="write a synthetic messy input file")
+    p.add_argument("--rows", type=int, required=True, help="number of rows")
+    p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.set_defaults(handler=_cmd_sample)
+
+    p = commands.add_parser("demo", help="run configs/demo.toml on sample_data/")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``phone-enrich`` and ``python -m pipeline``; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except PipelineError as exc:
+        print(f"phone-enrich: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("phone-enrich: interrupted", file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception:
+        traceback.print_exc()
+        print("phone-enrich: internal error (a bug): please report it", file=sys.stderr)
+        return EXIT_INTERNAL

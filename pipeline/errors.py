@@ -1,0 +1,39 @@
+"""The error tree.
+
+Every error the pipeline raises on purpose derives from :class:`PipelineError` and
+carries the exit code the CLI turns it into. Errors from libraries are translated
+at the boundary (``raise InputError(...) from exc``) so the CLI catches in one place.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_LOOKUPS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+EXIT_LOCKED = 75
+EXIT_INTERNAL = 70
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises deliberately."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class UsageError(PipelineError):
+    """Bad command line, config or input: one clear message, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """The config file is missing, unparsable or has a bad key or value."""
+
+
+class InputError(UsageError):
+    """The input file is missing, unreadable, ragged, empty or lacks a column."""
+
+
+class OutputError(UsageError):
+    """The output path cannot be written (bad extension, missing folder, ...)."""

@@ -1,0 +1,182 @@
+"""Stream an input file (CSV or Parquet) as polars batches with bounded memory.
+
+CSV columns are all read as text, empty fields stay empty strings (so the output
+can repeat the original values), and a field that is *missing* (a short row) shows
+up as null, which is how a ragged row is caught without a second parse. A row with
+too many fields makes polars fail; only then do we re-read with the csv module to
+name the row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipeline.errors import InputError
+from pipeline.io.encoding import POLARS_READS, fingerprint, sniff, transcode
+
+ROW_NUMBER = "__pe_row"
+"""Internal column: the 1-based data row number (the header is not a row)."""
+_SHORT_ROW = "__pe_short_row"
+
+Format = Literal["csv", "parquet"]
+
+
+@dataclass
+class InputFile:
+    """An opened input: where it is, how to read it, and what it holds."""
+
+    path: Path
+    format: Format
+    encoding: str | None
+    fingerprint: str
+    columns: list[str]
+    read_path: Path
+    _temporary: list[Path] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Remove the transcoded copy, if one was made."""
+        for path in self._temporary:
+            path.unlink(missing_ok=True)
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() == ".parquet":
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _csv_header(path: Path, read_path: Path) -> list[str]:
+    with open(read_path, encoding="utf-8-sig", newline="") as fh:
+        try:
+            header = next(csv.reader(fh), None)
+        except csv.Error as exc:
+            raise InputError(f"{path}: malformed CSV header: {exc}") from None
+    if not header or all(not name.strip() for name in header):
+        raise InputError(f"{path}: empty file: expected a header row naming the columns")
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if not name.strip():
+            raise InputError(f"{path}: header column {position} has no name")
+        if name in seen:
+            raise InputError(f"{path}: header names column {name!r} twice")
+        seen.add(name)
+    return header
+
+
+def open_input(path: Path, encoding: str, scratch_dir: Path) -> InputFile:
+    """Check the file exists and is readable; settle format, encoding and columns."""
+    if not path.exists():
+        raise InputError(f"{path}: input file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file: expected a header row naming the columns")
+    if _is_parquet(path):
+        try:
+            schema = pq.read_schema(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
+        return InputFile(path, "parquet", None, fingerprint(path), list(schema.names), path)
+    sniffed = sniff(path, encoding)
+    read_path, temporary = path, []
+    if sniffed.encoding not in POLARS_READS:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        read_path = scratch_dir / f"{sniffed.fingerprint[:16]}.utf8.csv"
+        temporary.append(read_path)
+        transcode(path, sniffed.encoding, read_path)
+    columns = _csv_header(path, read_path)
+    return InputFile(
+        path, "csv", sniffed.encoding, sniffed.fingerprint, columns, read_path, temporary
+    )
+
+
+def scan(source: InputFile) -> pl.LazyFrame:
+    """A lazy scan of the whole input with the 1-based ``__pe_row`` column first."""
+    if source.format == "parquet":
+        frame = pl.scan_parquet(source.read_path)
+    else:
+        frame = pl.scan_csv(
+            source.read_path,
+            infer_schema=False,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        ).with_columns(
+            pl.any_horizontal(pl.col(c).is_null() for c in source.columns).alias(_SHORT_ROW)
+        )
+    return frame.with_row_index(ROW_NUMBER, offset=1)
+
+
+def _find_long_row(source: InputFile) -> str:
+    """Name the first row with more fields than the header (error path only)."""
+    with open(source.read_path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        width = len(next(reader))
+        for number, record in enumerate(reader, start=1):
+            if len(record) > width:
+                return f"row {number} has {len(record)} fields, the header has {width}"
+    return "a row has more fields than the header"
+
+
+def _translate(source: InputFile, exc: Exception) -> InputError:
+    text = str(exc)
+    if "more fields than defined" in text:
+        detail = _find_long_row(source)
+        return InputError(f"{source.path}: ragged CSV: {detail}")
+    if "not properly escaped" in text or "invalid csv" in text:
+        match = re.search(r"Field `(.{0,60})", text, re.S)
+        near = f" near {match.group(1)!r}" if match else ""
+        return InputError(f"{source.path}: malformed CSV: an unbalanced quote{near}")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return InputError(f"{source.path}: cannot read input: {first}")
+
+
+def iter_batches(
+    source: InputFile,
+    transform: Callable[[pl.LazyFrame], pl.LazyFrame],
+    batch_rows: int,
+) -> Iterator[pl.DataFrame]:
+    """Yield ``transform(scan(source))`` in batches, in input order.
+
+    Read errors become one InputError line that names the file (and the row where
+    it can); a CSV row with fewer fields than the header is an error too.
+    """
+    frame = transform(scan(source))
+    batches = frame.collect_batches(chunk_size=batch_rows, maintain_order=True)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                batches.stop()  # type: ignore[attr-defined]
+            raise _translate(source, exc) from None
+        if source.format == "csv":
+            short = batch.filter(pl.col(_SHORT_ROW))
+            if short.height:
+                row = short[ROW_NUMBER][0]
+                raise InputError(
+                    f"{source.path}: ragged CSV: row {row} has fewer fields than the header "
+                    f"({len(source.columns)})"
+                )
+            batch = batch.drop(_SHORT_ROW)
+        yield batch
+
+
+def output_schema(
+    source: InputFile, transform: Callable[[pl.LazyFrame], pl.LazyFrame]
+) -> pl.Schema:
+    """The schema of the batches ``iter_batches`` yields (internal columns aside)."""
+    schema = transform(scan(source)).collect_schema()
+    return pl.Schema({k: v for k, v in schema.items() if not k.startswith("__pe_")})

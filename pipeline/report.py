@@ -1,0 +1,41 @@
+"""The per-run folder: ``state_dir/runs/<run_id>/report.json`` and ``failed_rows.csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_report(run_dir: Path, report: dict[str, Any]) -> Path:
+    """Write report.json (atomically) and return its path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "report.json"
+    _atomic_write(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def write_failed_rows(run_dir: Path, rows: list[tuple[str, int, str, str, str]]) -> Path:
+    """Write failed_rows.csv: one line per lookup that failed (header only if none)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "failed_rows.csv"
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(FAILED_ROWS_HEADER)
+    writer.writerows(rows)
+    _atomic_write(path, text.getvalue())
+    return path
