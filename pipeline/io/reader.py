@@ -1,10 +1,11 @@
 """Stream an input file (CSV or Parquet) as polars batches with bounded memory.
 
-CSV columns are all read as text, empty fields stay empty strings (so the output
-can repeat the original values), and a field that is *missing* (a short row) shows
-up as null, which is how a ragged row is caught without a second parse. A row with
-too many fields makes polars fail; only then do we re-read with the csv module to
-name the row.
+CSV columns are all read as text and empty fields stay empty strings, so the output
+repeats the original values. A row with too many fields is an error (its values
+cannot be placed); polars fails on it, and only then do we re-read with the csv
+module to name the row. A row with too few fields reads its missing trailing fields
+as empty, as polars, pandas and spreadsheets do: telling "missing" from "empty"
+would take a second full parse (see the README).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pipeline.io.encoding import POLARS_READS, fingerprint, sniff, transcode
 
 ROW_NUMBER = "__pe_row"
 """Internal column: the 1-based data row number (the header is not a row)."""
-_SHORT_ROW = "__pe_short_row"
 
 Format = Literal["csv", "parquet"]
 
@@ -111,8 +111,6 @@ def scan(source: InputFile) -> pl.LazyFrame:
             empty_string_is_null=False,
             truncate_ragged_lines=False,
             raise_if_empty=False,
-        ).with_columns(
-            pl.any_horizontal(pl.col(c).is_null() for c in source.columns).alias(_SHORT_ROW)
         )
     return frame.with_row_index(ROW_NUMBER, offset=1)
 
@@ -149,7 +147,7 @@ def iter_batches(
     """Yield ``transform(scan(source))`` in batches, in input order.
 
     Read errors become one InputError line that names the file (and the row where
-    it can); a CSV row with fewer fields than the header is an error too.
+    it can).
     """
     frame = transform(scan(source))
     batches = frame.collect_batches(chunk_size=batch_rows, maintain_order=True)
@@ -162,15 +160,6 @@ def iter_batches(
             with contextlib.suppress(Exception):
                 batches.stop()  # type: ignore[attr-defined]
             raise _translate(source, exc) from None
-        if source.format == "csv":
-            short = batch.filter(pl.col(_SHORT_ROW))
-            if short.height:
-                row = short[ROW_NUMBER][0]
-                raise InputError(
-                    f"{source.path}: ragged CSV: row {row} has fewer fields than the header "
-                    f"({len(source.columns)})"
-                )
-            batch = batch.drop(_SHORT_ROW)
         yield batch
 
 
