@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -40,6 +40,7 @@ from pipeline.report import write_failed_rows, write_report
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 @dataclass(frozen=True)
@@ -99,17 +100,27 @@ def _check_columns(config: Config, source: InputFile) -> None:
         )
 
 
-def _pipeline(config: Config, source: InputFile) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+def _pipeline(config: Config) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+    """Per-batch work that does not depend on where the batch sits in the file."""
+
     def transform(frame: pl.LazyFrame) -> pl.LazyFrame:
         frame = normalize_phones(frame, config.input.phone_column, config.normalize.regions)
         if config.input.consent_date_column:
             frame = normalize_consent_dates(frame, config.input.consent_date_column)
-        return frame.with_columns(
-            trace_id_expr(source.fingerprint, ROW_NUMBER),
-            pl.lit(0, dtype=pl.Int64).alias(CREDITS_TOTAL),
-        ).select(*source.columns, *added_columns(config), pl.col(r"^__pe_.*$"))
+        return frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(CREDITS_TOTAL))
 
     return transform
+
+
+def _finisher(config: Config, source: InputFile) -> Callable[[Frame], Frame]:
+    """Trace ids (from the file-wide row numbers) and the output's column order."""
+    columns = [*source.columns, *added_columns(config)]
+
+    def finish(frame: Frame) -> Frame:
+        with_ids = frame.with_columns(trace_id_expr(source.fingerprint, ROW_NUMBER))
+        return with_ids.select(columns)
+
+    return finish
 
 
 def _tally(batch: pl.DataFrame, config: Config, summary: RunSummary) -> None:
@@ -167,20 +178,22 @@ def run(
             format=source.format, encoding=source.encoding, fingerprint=source.fingerprint
         )
         _check_columns(config, source)
-        transform = _pipeline(config, source)
+        transform = _pipeline(config)
+        finish = _finisher(config, source)
 
         def batches() -> Iterator[pl.DataFrame]:
             assert source is not None
             last_report = clock
             for batch in iter_batches(source, transform, config.run.batch_rows):
                 _tally(batch, config, summary)
-                yield batch.drop(ROW_NUMBER)
+                yield finish(batch)
                 now = time.monotonic()
                 if on_progress is not None and now - last_report >= progress_every_s:
                     on_progress(Progress(summary.rows, now - clock))
                     last_report = now
 
-        write_batches(output_path, output_schema(source, transform), batches)
+        schema = output_schema(source, lambda frame: finish(transform(frame)))
+        write_batches(output_path, schema, batches)
         summary.output = output_path
     except BaseException as exc:
         summary.exit_code = _exit_code_of(exc)

@@ -1,5 +1,7 @@
 """Stream an input file (CSV or Parquet) as polars batches with bounded memory.
 
+CSV is cut into blocks of whole records (:mod:`pipeline.io.csv_chunks`) that polars
+parses one at a time; Parquet is read a batch of row groups at a time by pyarrow.
 CSV columns are all read as text and empty fields stay empty strings, so the output
 repeats the original values. A row with too many fields is an error (its values
 cannot be placed); polars fails on it, and only then do we re-read with the csv
@@ -10,7 +12,6 @@ would take a second full parse (see the README).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import re
 from collections.abc import Callable, Iterator
@@ -19,10 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
+from pipeline.io.csv_chunks import record_blocks
 from pipeline.io.encoding import POLARS_READS, fingerprint, sniff, transcode
+from pipeline.io.prefetch import ordered_map
 
 ROW_NUMBER = "__pe_row"
 """Internal column: the 1-based data row number (the header is not a row)."""
@@ -100,19 +104,38 @@ def open_input(path: Path, encoding: str, scratch_dir: Path) -> InputFile:
     )
 
 
-def scan(source: InputFile) -> pl.LazyFrame:
-    """A lazy scan of the whole input with the 1-based ``__pe_row`` column first."""
+def _blank_frame(source: InputFile) -> pl.LazyFrame:
+    """No rows, the input's schema: what ``transform`` is planned against."""
     if source.format == "parquet":
-        frame = pl.scan_parquet(source.read_path)
+        empty = pl.from_arrow(pq.read_schema(source.read_path).empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        schema = empty.schema
     else:
-        frame = pl.scan_csv(
-            source.read_path,
+        schema = pl.Schema({name: pl.String for name in source.columns})
+    return pl.LazyFrame(schema=schema).with_row_index(ROW_NUMBER, offset=1)
+
+
+def _raw_units(source: InputFile, batch_rows: int) -> Iterator[bytes | pa.RecordBatch]:
+    """What one worker turns into a batch: a block of CSV records or Parquet rows."""
+    if source.format == "parquet":
+        yield from pq.ParquetFile(source.read_path).iter_batches(batch_size=batch_rows)
+    else:
+        for header, block in record_blocks(source.read_path):
+            yield header + block
+
+
+def _parse(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
+    if isinstance(unit, bytes):
+        return pl.read_csv(
+            unit,
             infer_schema=False,
             empty_string_is_null=False,
             truncate_ragged_lines=False,
             raise_if_empty=False,
         )
-    return frame.with_row_index(ROW_NUMBER, offset=1)
+    frame = pl.from_arrow(unit)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _find_long_row(source: InputFile) -> str:
@@ -143,29 +166,39 @@ def iter_batches(
     source: InputFile,
     transform: Callable[[pl.LazyFrame], pl.LazyFrame],
     batch_rows: int,
+    workers: int = 2,
 ) -> Iterator[pl.DataFrame]:
-    """Yield ``transform(scan(source))`` in batches, in input order.
+    """Yield ``transform`` applied to the input, batch by batch, in input order.
 
-    Read errors become one InputError line that names the file (and the row where
-    it can).
+    Batches are parsed and transformed on ``workers`` threads. Each carries the
+    1-based row numbers of the whole file in ``ROW_NUMBER`` (``transform`` sees
+    them counted from 1 within its batch, so it must not depend on them). Read
+    errors become one InputError line that names the file (and the row where it can).
     """
-    frame = transform(scan(source))
-    batches = frame.collect_batches(chunk_size=batch_rows, maintain_order=True)
+
+    def work(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
+        frame = _parse(unit)
+        if frame.columns != source.columns:  # a block whose header did not apply
+            raise InputError(f"{source.path}: malformed CSV: a record could not be split")
+        frame = frame.with_row_index(ROW_NUMBER, offset=1)
+        return transform(frame.lazy()).collect(engine="in-memory")
+
+    offset = 0
+    batches = ordered_map(work, _raw_units(source, batch_rows), workers=workers)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             return
         except (pl.exceptions.PolarsError, OSError) as exc:
-            with contextlib.suppress(Exception):
-                batches.stop()  # type: ignore[attr-defined]
             raise _translate(source, exc) from None
-        yield batch
+        yield batch.with_columns(pl.col(ROW_NUMBER) + offset)
+        offset += batch.height
 
 
 def output_schema(
     source: InputFile, transform: Callable[[pl.LazyFrame], pl.LazyFrame]
 ) -> pl.Schema:
     """The schema of the batches ``iter_batches`` yields (internal columns aside)."""
-    schema = transform(scan(source)).collect_schema()
+    schema = transform(_blank_frame(source)).collect_schema()
     return pl.Schema({k: v for k, v in schema.items() if not k.startswith("__pe_")})
