@@ -36,8 +36,6 @@ def record_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[
     """
     with open(path, "rb") as fh:
         buf = fh.read(block_bytes)
-        if buf.startswith(codecs.BOM_UTF8):
-            buf = buf[len(codecs.BOM_UTF8) :]
         header_end = 0
         while not header_end:
             header_end = _first_record_end(buf)
@@ -49,6 +47,7 @@ def record_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[
                 break
             buf += more
         header, buf = buf[:header_end], buf[header_end:]
+        header = header.removeprefix(codecs.BOM_UTF8)
         if not header.endswith(b"\n"):
             header += b"\n"
         while True:
