@@ -1,0 +1,198 @@
+"""The normalizer against libphonenumber itself, plus each reject reason and date format."""
+
+from __future__ import annotations
+
+import phonenumbers
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.normalize import REJECT_REASONS, consent_date_expr, normalize_phones
+from pipeline.phone_metadata import NANP_REGIONS
+
+
+def _area_code_is_used(code: int) -> bool:
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(f"{code}2345678"))
+    return phonenumbers.is_valid_number(number)
+
+
+# Area codes that libphonenumber accepts somewhere in NANP (US, CA and the Caribbean).
+NANP_AREA_CODES = [str(code) for code in range(200, 1000) if _area_code_is_used(code)]
+
+
+def normalize(values: list[object], regions: tuple[str, ...] = ("US", "CA")) -> pl.DataFrame:
+    return normalize_phones(pl.DataFrame({"p": values}).lazy(), "p", regions).collect()
+
+
+def expected(digits: str, regions: tuple[str, ...]) -> tuple[bool, str | None]:
+    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    region = phonenumbers.region_code_for_number(number)
+    return phonenumbers.is_valid_number(number) and region in regions, region
+
+
+TEN_DIGITS = st.one_of(
+    st.from_regex(r"\A[0-9]{10}\Z"),
+    st.builds(
+        lambda a, rest: a + rest, st.sampled_from(NANP_AREA_CODES), st.from_regex(r"\A[0-9]{7}\Z")
+    ),
+)
+
+
+@pytest.mark.parametrize("regions", [("US", "CA"), ("US", "PR", "JM"), ("CA",)])
+@settings(max_examples=60, deadline=None)
+@given(numbers=st.lists(TEN_DIGITS, min_size=50, max_size=200))
+def test_validity_and_region_agree_with_libphonenumber(
+    numbers: list[str], regions: tuple[str, ...]
+) -> None:
+    out = normalize(list(numbers), regions)
+    for digits, valid, region in zip(numbers, out["phone_valid"], out["phone_region"], strict=True):
+        want_valid, want_region = expected(digits, regions)
+        assert valid == want_valid, digits
+        if valid:
+            assert region == want_region, digits
+
+
+FORMATS = [
+    "{a}{b}{c}",
+    "({a}) {b}-{c}",
+    "{a}-{b}-{c}",
+    "{a}.{b}.{c}",
+    "+1 {a} {b} {c}",
+    "1-{a}-{b}-{c}",
+    "+1{a}{b}{c}",
+    "tel:+1-{a}-{b}-{c}",
+    "TEL:{a}{b}{c}",
+    "  {a} {b} {c}  ",
+    "011 1 {a} {b} {c}",
+    "{a}{b}{c}.0",
+]
+EXTENSIONS = ["", " x12", " ext 7", " ext. 301", " extension 45", "#9", " X 8"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    area=st.sampled_from(NANP_AREA_CODES),
+    rest=st.from_regex(r"\A[2-9][0-9]{6}\Z"),
+    fmt=st.sampled_from(FORMATS),
+    ext=st.sampled_from(EXTENSIONS),
+)
+def test_formats_normalize_to_the_same_ten_digits(area: str, rest: str, fmt: str, ext: str) -> None:
+    digits = area + rest
+    text = fmt.format(a=area, b=rest[:3], c=rest[3:])
+    if fmt.endswith(".0") and ext:
+        ext = ""
+    row = normalize([text + ext], tuple(NANP_REGIONS)).row(0, named=True)
+    want_valid, _ = expected(digits, tuple(NANP_REGIONS))
+    assert row["phone_valid"] == want_valid
+    if want_valid:
+        assert row["phone_normalized"] == digits
+        assert row["phone_e164"] == "+1" + digits
+        assert row["phone_extension"] == (("".join(ch for ch in ext if ch.isdigit())) or None)
+    else:
+        assert row["phone_reject_reason"] == "invalid_number"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.text(max_size=25), st.text("0123456789 +-().x#e", max_size=25)), max_size=40
+    )
+)
+def test_every_row_is_valid_e164_or_has_one_reason_and_normalizing_twice_changes_nothing(
+    values: list[str],
+) -> None:
+    out = normalize(list(values))
+    for row in out.iter_rows(named=True):
+        if row["phone_valid"]:
+            assert row["phone_reject_reason"] is None
+            assert row["phone_e164"] == "+1" + row["phone_normalized"]
+            assert len(row["phone_normalized"]) == 10
+        else:
+            assert row["phone_reject_reason"] in REJECT_REASONS
+            assert row["phone_normalized"] is None and row["phone_e164"] is None
+    valid = out.filter(pl.col("phone_valid"))
+    again = normalize(valid["phone_e164"].to_list())
+    assert again["phone_normalized"].to_list() == valid["phone_normalized"].to_list()
+
+
+REASON_CASES = {
+    "blank": ["", "   ", None],
+    "scientific_notation": ["2.12346E+09", "2.1e9"],
+    "not_a_phone": ["n/a", "call me", "1-800-FLOWERS", "x123", "212*555*0123"],
+    "foreign_country_code": ["+44 20 7946 0958", "011 44 20 7946 0958", "+61 2 9876 5432"],
+    "too_short": ["345-6789", "+1 212 345 678", "12"],
+    "too_long": ["212345678901234", "22123456789", "+1 212 345 67890"],
+    "invalid_number": ["123-456-7890", "(011) 234-5678", "212-123-4567"],
+    "region_not_allowed": ["876-234-5678", "+1 242 345 6789"],
+}
+
+
+def test_every_reason_is_covered_here() -> None:
+    assert set(REASON_CASES) == set(REJECT_REASONS)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(v, r) for r, values in REASON_CASES.items() for v in values]
+)
+def test_reject_reason(value: str | None, reason: str) -> None:
+    row = normalize([value]).row(0, named=True)
+    assert row["phone_reject_reason"] == reason
+    assert row["phone_valid"] is False
+
+
+def test_region_not_allowed_names_the_region_and_can_be_allowed() -> None:
+    assert normalize(["876-234-5678"])["phone_region"].to_list() == ["JM"]
+    row = normalize(["876-234-5678"], ("US", "CA", "JM")).row(0, named=True)
+    assert row["phone_valid"] and row["phone_region"] == "JM"
+
+
+def test_numeric_columns_from_parquet() -> None:
+    ints = normalize_phones(pl.DataFrame({"p": [2123456789, None, 12]}).lazy(), "p").collect()
+    assert ints["phone_normalized"].to_list() == ["2123456789", None, None]
+    floats = pl.DataFrame({"p": [2123456789.0, float("nan"), None, 2123456789.5]})
+    out = normalize_phones(floats.lazy(), "p").collect()
+    assert out["phone_normalized"].to_list() == ["2123456789", None, None, None]
+    assert out["phone_reject_reason"].to_list() == [None, "blank", "blank", "too_long"]
+
+
+def test_the_plan_has_no_python_udf() -> None:
+    plan = normalize_phones(pl.LazyFrame({"p": ["1"]}), "p").explain()
+    udf = (
+        pl.LazyFrame({"p": ["1"]})
+        .with_columns(pl.col("p").map_elements(lambda v: v[::-1], return_dtype=pl.String))
+        .explain()
+    )
+    assert "python" in udf.lower()  # what a per-row Python step looks like in a plan
+    assert "python" not in plan.lower() and "map_" not in plan.lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("01/02/2021", "2021-01-02"),
+        ("1/2/2021", "2021-01-02"),
+        ("2021-03-04", "2021-03-04"),
+        ("2021-3-4", "2021-03-04"),
+        ("5/6/21", "2021-05-06"),
+        ("12/31/99", "1999-12-31"),
+        ("20210708", "2021-07-08"),
+        (" 02/29/2020 ", "2020-02-29"),
+        ("02/30/2021", None),
+        ("13/45/2021", None),
+        ("2021078", None),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_consent_dates(text: str | None, iso: str | None) -> None:
+    frame = pl.DataFrame({"d": [text]}, schema={"d": pl.String})
+    assert frame.select(consent_date_expr("d", pl.String))["d"].to_list() == [iso]
+
+
+def test_consent_date_typed_column() -> None:
+    import datetime as dt
+
+    frame = pl.DataFrame({"d": [dt.date(2021, 1, 2), None]})
+    assert frame.select(consent_date_expr("d", pl.Date))["d"].to_list() == ["2021-01-02", None]
