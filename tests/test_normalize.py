@@ -400,7 +400,7 @@ biased_numbers = st.integers(0, len(AREA_CODE_POOLS) * 10**10 - 1).map(ten_digit
 
 def test_ten_digits_draws_from_every_pool() -> None:
     assert ten_digits(0) == "2000000000"
-    assert ten_digits(10**10 - 1) == "9999999999"
+    assert ten_digits(799 * 10**7 + 9_999_999) == "9999999999"
     assert ten_digits(3 * 10**10 + 17 * 10**7 + 42) == f"{CARIBBEAN_AREA_CODES[17]}0000042"
     assert ten_digits(len(AREA_CODE_POOLS) * 10**10 + 123) == "0000000123"
     areas = {ten_digits(pool * 10**10 + i * 10**7)[:3] for pool in range(4) for i in range(800)}
@@ -428,7 +428,7 @@ def assert_agrees_with_libphonenumber(numbers: list[str], regions: tuple[str, ..
 REGION_SETS = [DEFAULT_REGIONS, OTHER_REGIONS]
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=300)
 @given(st.lists(ten_digit_numbers, min_size=50, max_size=200), st.sampled_from(REGION_SETS))
 def test_validity_agrees_with_libphonenumber(numbers: list[str], regions: tuple[str, ...]) -> None:
     assert_agrees_with_libphonenumber(numbers, regions)
@@ -508,7 +508,7 @@ def test_format_number_covers_every_style() -> None:
     assert sum(text.endswith(" ") for text, _ in texts) > 1_000
 
 
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=150)
 @given(st.lists(formatted(), min_size=50, max_size=200))
 def test_formatting_does_not_change_the_result(cases: list[tuple[str, str, str | None]]) -> None:
     texts = [text for text, _, _ in cases]
@@ -571,7 +571,7 @@ def assert_row_invariants(row: dict[str, object], regions: tuple[str, ...]) -> N
         assert row["phone_reject_reason"] == "blank", row
 
 
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=200)
 @given(st.lists(phoneish_text, min_size=1, max_size=100), st.sampled_from(REGION_SETS))
 def test_every_row_is_valid_or_has_one_reason_and_is_stable(
     values: list[str | None], regions: tuple[str, ...]
@@ -703,7 +703,7 @@ def test_date_typed_consent_column_passes_through() -> None:
     assert out["iso"].to_list() == ["2021-03-15", None, "1999-12-31"]
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=200)
 @given(
     st.lists(
         st.tuples(st.dates(dt.date(1970, 1, 1), dt.date(2068, 12, 31)), st.integers(0, 5)),
