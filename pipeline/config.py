@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 from pipeline.phone_metadata import NANP_REGIONS
+from pipeline.provider_config import ProvidersConfig
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 INPUT_SUFFIXES = (".csv", ".parquet", ".txt", ".tsv")
@@ -97,6 +98,8 @@ class Config(_Section):
     """State folder, budget and batch size."""
     normalize: NormalizeConfig = NormalizeConfig()
     """Which regions count as valid."""
+    providers: ProvidersConfig = ProvidersConfig()
+    """Which provider APIs to call, and how; none means normalize-only."""
 
 
 def _describe(error: dict[str, Any], source: str) -> str:

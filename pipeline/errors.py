@@ -37,3 +37,35 @@ class InputError(UsageError):
 
 class OutputError(UsageError):
     """The output path cannot be written (bad extension, missing folder, ...)."""
+
+
+class ProviderError(PipelineError):
+    """A provider call went wrong; the subclass says what the engine does about it."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientError(ProviderError):
+    """Worth another attempt: 429, 5xx, timeouts, dropped connections, garbled bodies."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class BadRequestError(ProviderError):
+    """The provider refused the input (400/422): split a batch, else the row is invalid_input."""
+
+
+class TerminalError(ProviderError):
+    """The lookups in this request cannot succeed by retrying: mark them failed."""
+
+
+class LaneStoppedError(ProviderError):
+    """The provider refuses our key (401/403, out of credits): stop its lane, exit 3."""
+
+    exit_code = EXIT_STOPPED

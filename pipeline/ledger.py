@@ -1,0 +1,384 @@
+"""The ledger: one SQLite file (WAL) that is the source of truth for every provider answer.
+
+Each answer is committed the moment its response arrives, keyed by (provider,
+parameters, lookup key, run). The output is a pure function of the input file and
+this file: resume, dedupe, the cross-run cache and retries all read it. Runs move
+between states by named transitions (start, resume, finish, stop, fail), persisted,
+so a crash at any line leaves a run that the next ``run`` picks up again.
+
+Connections are per thread (sqlite3's rule); the engine writes on one thread while
+the planner and the merger read on others, which WAL allows without blocking.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+LEDGER_FILE = "ledger.sqlite"
+
+# Our own schema's migrations, applied in order; PRAGMA user_version records how far.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        config_path TEXT,
+        input_path TEXT NOT NULL,
+        output_path TEXT NOT NULL,
+        state TEXT NOT NULL,
+        session INTEGER NOT NULL,
+        cache_cutoff REAL,
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        exit_code INTEGER,
+        stop_reason TEXT
+    );
+    CREATE INDEX runs_job ON runs (job, started_at);
+    CREATE TABLE lookups (
+        provider TEXT NOT NULL,
+        params TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        session INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        answer TEXT,
+        error TEXT,
+        credits INTEGER NOT NULL,
+        request_id TEXT,
+        first_row INTEGER,
+        fetched_at REAL NOT NULL,
+        PRIMARY KEY (provider, params, key, run_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        session INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        numbers INTEGER NOT NULL,
+        sent_at REAL NOT NULL,
+        http_status INTEGER,
+        outcome TEXT,
+        credits INTEGER NOT NULL DEFAULT 0,
+        latency_ms REAL,
+        error TEXT
+    );
+    CREATE INDEX requests_run ON requests (run_id, provider);
+    """,
+)
+
+SETTLED = ("hit", "no_match", "invalid_input")
+"""Lookup statuses that are answers (reusable); ``failed`` is kept for the report only."""
+
+
+class LedgerError(PipelineError):
+    """The ledger file cannot be opened or is not ours."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the runs table."""
+
+    run_id: str
+    job: str
+    state: str
+    session: int
+    cache_cutoff: float | None
+    started_at: float
+    exit_code: int | None
+    stop_reason: str | None
+    config_path: str | None
+    input_path: str
+    output_path: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A settled (or failed) lookup, ready to be committed."""
+
+    key: str
+    status: str
+    answer: dict[str, Any] | None
+    error: str | None
+    credits: int
+    first_row: int
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """What one HTTP request did, for the requests table."""
+
+    request_id: str
+    provider: str
+    attempt: int
+    numbers: int
+    sent_at: float
+    http_status: int | None
+    outcome: str
+    credits: int
+    latency_ms: float | None
+    error: str | None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
+    # costs no fsync per answer.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Ledger:
+    """The ledger file of one state folder."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / LEDGER_FILE
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._params: dict[str, str] = {}
+        try:
+            self._migrate(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path}: cannot use the ledger: {exc}") from None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(_MIGRATIONS):
+            raise LedgerError(
+                f"ledger schema version {version} is newer than this phone-enrich knows"
+            )
+        for number in range(version, len(_MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executescript(_MIGRATIONS[number])
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+
+    # -- runs: named transitions -------------------------------------------------
+
+    def _run_row(self, where: str, args: Sequence[Any]) -> RunRecord | None:
+        row = self.conn.execute(
+            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
+            f" stop_reason, config_path, input_path, output_path FROM runs WHERE {where}",
+            args,
+        ).fetchone()
+        return RunRecord(*row) if row else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id, if any."""
+        return self._run_row("run_id = ?", (run_id,))
+
+    def resumable_run(self, job: str) -> RunRecord | None:
+        """The newest run of this job that did not finish (crashed, stopped or failed)."""
+        return self._run_row(
+            "job = ? AND state != 'finished' ORDER BY started_at DESC LIMIT 1", (job,)
+        )
+
+    def start(
+        self,
+        run_id: str,
+        job: str,
+        *,
+        config_path: str | None,
+        input_path: str,
+        output_path: str,
+        cache_cutoff: float | None,
+    ) -> RunRecord:
+        """A new run, in state ``running``, session 1."""
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO runs (run_id, job, config_path, input_path, output_path, state,"
+            " session, cache_cutoff, started_at, updated_at) VALUES (?,?,?,?,?,'running',1,?,?,?)",
+            (run_id, job, config_path, input_path, output_path, cache_cutoff, now, now),
+        )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Pick an unfinished run up again: state ``running``, next session."""
+        self.conn.execute(
+            "UPDATE runs SET state = 'running', session = session + 1, updated_at = ?,"
+            " exit_code = NULL, stop_reason = NULL WHERE run_id = ?",
+            (time.time(), run_id),
+        )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
+            " WHERE run_id = ?",
+            (state, exit_code, reason, time.time(), run_id),
+        )
+
+    def finish(self, run_id: str, exit_code: int) -> None:
+        """Every row written (exit 0, or 1 when some lookups failed)."""
+        self._end(run_id, "finished", exit_code, None)
+
+    def stop(self, run_id: str, exit_code: int, reason: str) -> None:
+        """Stopped early on purpose (budget, refused key, signal): resumable."""
+        self._end(run_id, "stopped", exit_code, reason)
+
+    def fail(self, run_id: str, exit_code: int, reason: str) -> None:
+        """Ended by an error; the next run of the same job resumes it."""
+        self._end(run_id, "failed", exit_code, reason)
+
+    # -- lookups -------------------------------------------------------------------
+
+    def commit(self, log: RequestLog, answers: Iterable[Answer], run_id: str, session: int) -> None:
+        """Record one response: its request line and every answer it carried, atomically."""
+        now = time.time()
+        rows = [
+            (
+                a.key,
+                session,
+                a.status,
+                None if a.answer is None else json.dumps(a.answer, separators=(",", ":")),
+                a.error,
+                a.credits,
+                log.request_id if a.status != "failed" else None,
+                a.first_row,
+                now,
+            )
+            for a in answers
+        ]
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
+                " numbers, sent_at, http_status, outcome, credits, latency_ms, error)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    log.request_id,
+                    run_id,
+                    session,
+                    log.provider,
+                    log.attempt,
+                    log.numbers,
+                    log.sent_at,
+                    log.http_status,
+                    log.outcome,
+                    log.credits,
+                    log.latency_ms,
+                    log.error,
+                ),
+            )
+            if rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO lookups (provider, params, key, run_id, session,"
+                    " status, answer, error, credits, request_id, first_row, fetched_at)"
+                    f" VALUES ('{_quote(log.provider)}', ?, ?, '{_quote(run_id)}', ?,"
+                    " ?, ?, ?, ?, ?, ?, ?)",
+                    [(self._params[log.provider], *row) for row in rows],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def set_params(self, provider: str, params: str) -> None:
+        """The parameter signature answers of ``provider`` are filed under in this run."""
+        self._params[provider] = params
+
+    def log_sent(
+        self, request_id: str, provider: str, run_id: str, session: int, attempt: int, numbers: int
+    ) -> None:
+        """A request about to go out (so a crash leaves a trace of what was in flight)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
+            " numbers, sent_at) VALUES (?,?,?,?,?,?,?)",
+            (request_id, run_id, session, provider, attempt, numbers, time.time()),
+        )
+
+    def find(
+        self,
+        provider: str,
+        params: str,
+        keys: Sequence[str],
+        run_id: str,
+        cache_cutoff: float | None,
+    ) -> list[tuple[str, str, int, str, str | None, str | None, int, str | None, int | None]]:
+        """Every ledger row that may answer ``keys`` in this run.
+
+        Rows: (key, run_id, session, status, answer, error, credits, request_id,
+        first_row). This run's own rows come back whatever their status; earlier
+        runs' only when settled and fetched at or after ``cache_cutoff`` (None: no
+        cache). The caller prefers this run's row.
+        """
+        cache = cache_cutoff is not None
+        return self.conn.execute(
+            "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
+            " l.request_id, l.first_row FROM json_each(?) AS k"
+            " JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+            " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)",
+            (json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
+        ).fetchall()
+
+    # -- report --------------------------------------------------------------------
+
+    def lookup_counts(self, run_id: str, provider: str) -> dict[str, int]:
+        """This run's own lookups of ``provider`` by status."""
+        rows = self.conn.execute(
+            "SELECT status, count(*) FROM lookups WHERE run_id = ? AND provider = ?"
+            " GROUP BY status",
+            (run_id, provider),
+        ).fetchall()
+        return {status: int(count) for status, count in rows}
+
+    def request_totals(self, run_id: str, provider: str) -> dict[str, int]:
+        """This run's requests of ``provider``: how many, retries, 429s, numbers and credits."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(attempt > 1), 0), coalesce(sum(http_status = 429), 0),"
+            " coalesce(sum(CASE WHEN outcome = 'answered' THEN numbers ELSE 0 END), 0),"
+            " coalesce(sum(credits), 0), coalesce(sum(http_status IS NULL AND outcome IS NULL), 0)"
+            " FROM requests WHERE run_id = ? AND provider = ?",
+            (run_id, provider),
+        ).fetchone()
+        keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered")
+        return {k: int(v) for k, v in zip(keys, row, strict=True)}
+
+    def credits_of_run(self, run_id: str) -> int:
+        """Credits this run's own lookups cost, all providers."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(credits), 0) FROM lookups WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,105 @@
+"""Config sections for the providers: the settings every lane takes, and each provider's own.
+
+A section's presence turns its provider on; a config with no ``[providers.*]``
+runs normalize-only. Keys never live here: ``api_key_env`` names the environment
+variable that holds one, read when the run starts (:func:`api_key`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.errors import ConfigError
+
+CONSENT_DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y", "%Y%m%d")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ProviderSettings(_Section):
+    base_url: str
+    """Where the API lives; point it at `phone-enrich emulate` or a sandbox to try things."""
+    api_key_env: str
+    """Environment variable that holds the API key (the key itself never goes in a file)."""
+    requests_per_minute: float = Field(gt=0)
+    """Requests are spaced evenly at this rate (no bursts), whatever window the provider uses."""
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    """Requests in flight at once on this provider's lane."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for one response before counting the attempt as timed out."""
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    """Attempts per request (first try included) on 429, 5xx, timeouts; then the rows fail."""
+    cache_ttl_days: float = Field(default=30.0, ge=0)
+    """Answers from earlier runs younger than this are reused at 0 credits (0 turns it off)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not value or not value.replace("_", "").isalnum():
+            raise ValueError("expected the NAME of an environment variable, e.g. DNCSCRUB_LOGIN_ID")
+        return value
+
+
+class TcpaAuthoritySettings(ProviderSettings):
+    base_url: str = "https://dataapi.dncscrub.com/v1.5"
+    """Where the API lives; point it at `phone-enrich emulate` or a sandbox to try things."""
+    api_key_env: str = "DNCSCRUB_LOGIN_ID"
+    """Environment variable that holds the DNCScrub loginId."""
+    requests_per_minute: float = Field(default=100.0, gt=0)
+    """Requests are spaced evenly at this rate (DNCScrub allows 100 a minute)."""
+    batch_size: int = Field(default=1000, ge=1, le=1000)
+    """Numbers per POST (DNCScrub takes at most 1,000)."""
+    sandbox: bool = False
+    """Send UseSandbox: DNCScrub answers at random and charges nothing (for trials)."""
+    default_consent_date: date | None = None
+    """Consent date for rows without a readable one; unset means such rows are invalid_input."""
+    credits_per_number: int = Field(default=1, ge=0)
+    """What DNCScrub charges per number checked (it does not report charges itself)."""
+
+    @field_validator("default_consent_date", mode="before")
+    @classmethod
+    def _consent_date(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        for fmt in CONSENT_DATE_FORMATS:
+            try:
+                return datetime.strptime(value.strip(), fmt).date()
+            except ValueError:
+                continue
+        raise ValueError("expected a date as MM/DD/YYYY, YYYY-MM-DD, MM/DD/YY or YYYYMMDD")
+
+
+class ProvidersConfig(_Section):
+    tcpa_authority: TcpaAuthoritySettings | None = None
+    """DNCScrub TCPA Authority: reassigned-number check against each row's consent date."""
+
+    def enabled(self) -> dict[str, ProviderSettings]:
+        """The configured providers by name, in the order their lanes run."""
+        return {
+            name: settings
+            for name in type(self).model_fields
+            if (settings := getattr(self, name)) is not None
+        }
+
+
+def api_key(name: str, settings: ProviderSettings) -> str:
+    """The provider's key from the environment; a clear error (never the value) if unset."""
+    value = os.environ.get(settings.api_key_env, "").strip()
+    if not value:
+        raise ConfigError(
+            f"providers.{name}: environment variable {settings.api_key_env} is not set "
+            f"(it must hold the API key; see providers.{name}.api_key_env)"
+        )
+    return value
