@@ -39,3 +39,34 @@ def write_failed_rows(run_dir: Path, rows: list[tuple[str, int, str, str, str]])
     writer.writerows(rows)
     _atomic_write(path, text.getvalue())
     return path
+
+
+class FailedRowsFile:
+    """failed_rows.csv written as the run goes (a stopped lane can fail millions of rows).
+
+    Rows go to a temp file beside it; :meth:`close` renames it into place.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / "failed_rows.csv"
+        self._tmp = run_dir / ".failed_rows.csv.tmp"
+        self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer.writerow(FAILED_ROWS_HEADER)
+        self.count = 0
+
+    def add(self, rows: list[tuple[str, int, str, str, str]]) -> None:
+        self._writer.writerows(rows)
+        self.count += len(rows)
+
+    def close(self) -> Path:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)

@@ -1,42 +1,55 @@
-"""Wire the stages of one run: read -> normalize -> write -> report.
+"""Wire the stages of one run: read -> normalize -> plan -> fetch -> merge -> write -> report.
 
-The read and the normalization are one lazy polars query streamed in batches, so
-the cleaning runs inside polars' streaming engine; each batch then gets its
-trace ids and is appended to the output's temp file. Nothing is renamed into place
-until every row is written, and the report says what happened either way.
+Reading and normalizing run on reader threads, planning on its own thread, the
+provider lanes on the engine's event loop, merging and writing here; bounded
+queues sit between them. Every answer is committed to the ledger as it arrives and
+the output is merged from the ledger, so a run killed at any moment is resumed by
+running it again: same job (input + config), same run id, next session.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import polars as pl
 
 from pipeline.config import Config
+from pipeline.engine.engine import Engine
 from pipeline.errors import (
     EXIT_INTERNAL,
+    EXIT_LOOKUPS_FAILED,
     EXIT_OK,
     EXIT_STOPPED,
     InputError,
     PipelineError,
     UsageError,
 )
+from pipeline.flow import PlannerThread, merged_batches
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, output_schema
 from pipeline.io.writer import write_batches
+from pipeline.ledger import Ledger, RunRecord
+from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
     CONSENT_DATE_COLUMN,
     PHONE_COLUMNS,
     normalize_consent_dates,
     normalize_phones,
 )
-from pipeline.report import write_failed_rows, write_report
+from pipeline.plan import PlannedBatch, Planner, RunContext
+from pipeline.providers import Provider, build_providers
+from pipeline.report import FailedRowsFile, write_report
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
@@ -63,7 +76,11 @@ class RunSummary:
     consent_dates: dict[str, int] = field(default_factory=dict)
     output: Path | None = None
     report: Path | None = None
+    failed_rows: Path | None = None
     duration_s: float = 0.0
+    session: int = 1
+    credits: int = 0
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def new_run_id(now: datetime) -> str:
@@ -71,16 +88,18 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def added_columns(config: Config) -> list[str]:
+def added_columns(config: Config, providers: list[Provider]) -> list[str]:
     """The columns a run appends after the input's own, in output order."""
     columns = [TRACE_ID_COLUMN, *PHONE_COLUMNS]
     if config.input.consent_date_column:
         columns.append(CONSENT_DATE_COLUMN)
+    for provider in providers:
+        columns.extend(status_columns(provider))
     columns.append(CREDITS_TOTAL)
     return columns
 
 
-def _check_columns(config: Config, source: InputFile) -> None:
+def _check_columns(config: Config, source: InputFile, providers: list[Provider]) -> None:
     wanted = {
         "input.phone_column": config.input.phone_column,
         "input.id_column": config.input.id_column,
@@ -92,7 +111,7 @@ def _check_columns(config: Config, source: InputFile) -> None:
             raise InputError(
                 f"{source.path}: no column {column!r} (set by {key}); the file has: {shown}"
             )
-    clashes = [c for c in added_columns(config) if c in source.columns]
+    clashes = [c for c in added_columns(config, providers) if c in source.columns]
     if clashes:
         raise InputError(
             f"{source.path}: already has column {clashes[0]!r}, which the output adds "
@@ -112,15 +131,37 @@ def _pipeline(config: Config) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
     return transform
 
 
-def _finisher(config: Config, source: InputFile) -> Callable[[Frame], Frame]:
+def _finisher(
+    config: Config, source: InputFile, providers: list[Provider]
+) -> Callable[[Frame], Frame]:
     """Trace ids (from the file-wide row numbers) and the output's column order."""
-    columns = [*source.columns, *added_columns(config)]
+    columns = [*source.columns, *added_columns(config, providers)]
 
     def finish(frame: Frame) -> Frame:
         with_ids = frame.with_columns(trace_id_expr(source.fingerprint, ROW_NUMBER))
         return with_ids.select(columns)
 
     return finish
+
+
+def _output_schema(
+    source: InputFile,
+    transform: Callable[[pl.LazyFrame], pl.LazyFrame],
+    finish: Callable[[pl.LazyFrame], pl.LazyFrame],
+    providers: list[Provider],
+) -> pl.Schema:
+    """The output's columns and types: the input's, ours, each provider's."""
+
+    def with_providers(frame: pl.LazyFrame) -> pl.LazyFrame:
+        frame = transform(frame)
+        empty = [
+            pl.lit(None, dtype=dtype).alias(name)
+            for provider in providers
+            for name, dtype in status_columns(provider).items()
+        ]
+        return finish(frame.with_columns(empty))
+
+    return output_schema(source, with_providers)
 
 
 def _tally(batch: pl.DataFrame, config: Config, summary: RunSummary) -> None:
@@ -147,62 +188,271 @@ def _exit_code_of(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
+    """What makes two runs the same job: the input's content, what is asked of it, and
+    where it goes. Budget, batch size and a lane's pace are not part of it, so a run
+    stopped by its budget or a 429 storm resumes after those are changed."""
+    tuning = {"requests_per_minute", "max_concurrency", "timeout_s", "max_attempts", "api_key_env"}
+    settings = config.providers.enabled()
+    identity = {
+        "input": str(Path(config.input.path).resolve()),
+        "fingerprint": source.fingerprint,
+        "columns": config.input.model_dump(mode="json", exclude={"path"}),
+        "output": str(Path(config.output.path).resolve()),
+        "normalize": config.normalize.model_dump(mode="json"),
+        "providers": {
+            p.name: [p.params(), settings[p.name].model_dump(mode="json", exclude=tuning)]
+            for p in providers
+        },
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _remove_stale_temp_outputs(output_path: Path) -> None:
+    """Temp outputs left by runs that were killed (their process is gone)."""
+    for tmp in output_path.parent.glob(f".{output_path.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{output_path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _provider_report(
+    ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
+) -> dict[str, Any]:
+    totals = ledger.request_totals(run_id, provider.name)
+    rows = tally.as_dict()
+    by_status = rows["rows"]
+    assert isinstance(by_status, dict)
+    return {
+        "requests": totals["requests"],
+        "numbers": totals["numbers"],
+        "hits": by_status["hit"],
+        "no_match": by_status["no_match"],
+        "invalid_input": by_status["invalid_input"],
+        "failures": by_status["failed"],
+        "retries": totals["retries"],
+        "http_429": totals["http_429"],
+        "cache_hits": tally.cache_hits,
+        "duplicate_rows": tally.duplicates,
+        "credits": tally.credits,
+        "credits_charged": totals["credits"],
+        "unanswered_requests": totals["unanswered"],
+        "lookups": ledger.lookup_counts(run_id, provider.name),
+        "rows": by_status,
+        "stopped": stopped,
+    }
+
+
 def run(
     config: Config,
     *,
     config_path: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
+    no_cache: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> RunSummary:
-    """Run one job described by ``config``; return its summary (never a partial output)."""
+    """Run (or resume) the job ``config`` describes; return its summary.
+
+    Never leaves a partial output: the output is renamed into place only once
+    every row is written, and the report says what happened either way.
+    """
     started = datetime.now(UTC)
     clock = time.monotonic()
     state_dir = Path(config.run.state_dir)
-    summary = RunSummary(run_id=new_run_id(started), exit_code=EXIT_OK)
-    run_dir = state_dir / "runs" / summary.run_id
     input_path = Path(config.input.path)
     output_path = Path(config.output.path)
     if input_path.exists() and output_path.exists() and input_path.samefile(output_path):
         raise UsageError(f"{output_path}: output.path is the input file; choose another path")
-    report: dict[str, Any] = {
-        "run_id": summary.run_id,
-        "config": config_path,
-        "started_at": started.isoformat(),
-        "input": {"path": str(input_path)},
-        "output": {"path": str(output_path)},
-    }
     source: InputFile | None = None
     try:
+        providers = build_providers(config)  # a missing key fails here, before any work
         source = open_input(input_path, config.input.encoding, state_dir / "tmp")
-        report["input"].update(
-            format=source.format, encoding=source.encoding, fingerprint=source.fingerprint
-        )
-        _check_columns(config, source)
+        _check_columns(config, source, providers)
+        ledger = Ledger(state_dir)
+    except BaseException as exc:
+        if source is not None:
+            source.close()
+        _report_early_failure(state_dir, started, config_path, config, exc)
+        raise
+    try:
+        return _run_job(
+            config, config_path, source, ledger, providers, started, clock,
+            on_progress, progress_every_s, no_cache, transport,
+        )  # fmt: skip
+    finally:
+        source.close()
+        ledger.close()
+
+
+def _report_early_failure(
+    state_dir: Path, started: datetime, config_path: str | None, config: Config, exc: BaseException
+) -> None:
+    """A run that failed before it began (bad input, missing key) still gets a report."""
+    run_id = new_run_id(started)
+    write_report(
+        state_dir / "runs" / run_id,
+        {
+            "run_id": run_id,
+            "config": config_path,
+            "started_at": started.isoformat(),
+            "input": {"path": str(config.input.path)},
+            "output": {"path": str(config.output.path)},
+            "exit_code": _exit_code_of(exc),
+            "error": str(exc) or type(exc).__name__,
+        },
+    )
+
+
+def _open_run(
+    ledger: Ledger,
+    job: str,
+    config: Config,
+    config_path: str | None,
+    started: datetime,
+    no_cache: bool,
+) -> RunRecord:
+    previous = ledger.resumable_run(job)
+    if previous is not None:
+        return ledger.resume(previous.run_id)
+    return ledger.start(
+        new_run_id(started),
+        job,
+        config_path=config_path,
+        input_path=str(config.input.path),
+        output_path=str(config.output.path),
+        cache_cutoff=None if no_cache else started.timestamp(),
+    )
+
+
+def _cache_from(record: RunRecord, config: Config) -> dict[str, float | None]:
+    """Per provider: the oldest fetch time an earlier run's answer may have to be reused."""
+    cache: dict[str, float | None] = {}
+    for name, settings in config.providers.enabled().items():
+        days = settings.cache_ttl_days
+        reference = record.cache_cutoff  # the run's start, or None: --no-cache
+        cache[name] = None if reference is None or days <= 0 else reference - days * 86_400
+    return cache
+
+
+def _run_job(
+    config: Config,
+    config_path: str | None,
+    source: InputFile,
+    ledger: Ledger,
+    providers: list[Provider],
+    started: datetime,
+    clock: float,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every_s: float,
+    no_cache: bool,
+    transport: httpx.AsyncBaseTransport | None,
+) -> RunSummary:
+    record = _open_run(
+        ledger, job_id(config, source, providers), config, config_path, started, no_cache
+    )
+    run_id = record.run_id
+    summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
+    run_dir = Path(config.run.state_dir) / "runs" / run_id
+    output_path = Path(config.output.path)
+    context = RunContext(run_id, record.session, _cache_from(record, config))
+    for provider in providers:
+        ledger.set_params(provider.name, provider.params())
+    tallies = {p.name: ProviderTally() for p in providers}
+    stopped: dict[str, str | None] = {p.name: None for p in providers}
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "session": record.session,
+        "config": config_path,
+        "started_at": started.isoformat(),
+        "input": {
+            "path": str(config.input.path),
+            "format": source.format,
+            "encoding": source.encoding,
+            "fingerprint": source.fingerprint,
+        },
+        "output": {"path": str(output_path)},
+    }
+    failed_rows = FailedRowsFile(run_dir)
+    engine: Engine | None = None
+    try:
+        _remove_stale_temp_outputs(output_path)
         transform = _pipeline(config)
-        finish = _finisher(config, source)
+        finish = _finisher(config, source, providers)
+        with ExitStack() as stack:
+            if providers:
+                engine = stack.enter_context(
+                    Engine(
+                        providers,
+                        config.providers.enabled(),
+                        ledger,
+                        run_id,
+                        record.session,
+                        transport=transport,
+                    )
+                )
+            planner = Planner(providers, ledger, engine, context)
 
-        def batches() -> Iterator[pl.DataFrame]:
-            assert source is not None
-            last_report = clock
-            for batch in iter_batches(source, transform, config.run.batch_rows):
-                _tally(batch, config, summary)
-                yield finish(batch)
-                now = time.monotonic()
-                if on_progress is not None and now - last_report >= progress_every_s:
-                    on_progress(Progress(summary.rows, now - clock))
-                    last_report = now
+            def merge_one(planned: PlannedBatch) -> pl.DataFrame:
+                if engine is not None:
+                    stopped.update({p.name: engine.stopped(p.name) for p in providers})
+                return merge(planned, providers, ledger, context, stopped, tallies)
 
-        schema = output_schema(source, lambda frame: finish(transform(frame)))
-        write_batches(output_path, schema, batches)
+            def batches() -> Iterator[pl.DataFrame]:
+                last_report = clock
+                reader = iter_batches(source, transform, config.run.batch_rows)
+                with PlannerThread(reader, planner, engine) as planned:
+                    for batch in merged_batches(planned, engine, merge_one):
+                        _tally(batch, config, summary)
+                        out = finish(batch)
+                        failed_rows.add(_failures(out, batch, providers))
+                        yield out
+                        now = time.monotonic()
+                        if on_progress is not None and now - last_report >= progress_every_s:
+                            on_progress(Progress(summary.rows, now - clock))
+                            last_report = now
+
+            schema = _output_schema(source, transform, finish, providers)
+            safe = tuple(c for p in providers for c in text_columns(p))
+            write_batches(output_path, schema, batches, safe_columns=safe)
         summary.output = output_path
+        if engine is not None:  # a lane may have stopped after the last batch merged
+            stopped.update({p.name: engine.stopped(p.name) for p in providers})
+        reasons = [f"{name}: {why}" for name, why in stopped.items() if why]
+        if reasons:
+            summary.exit_code = EXIT_STOPPED
+            ledger.stop(run_id, EXIT_STOPPED, "; ".join(reasons))
+        elif failed_rows.count:
+            summary.exit_code = EXIT_LOOKUPS_FAILED
+            ledger.finish(run_id, EXIT_LOOKUPS_FAILED)
+        else:
+            ledger.finish(run_id, EXIT_OK)
     except BaseException as exc:
         summary.exit_code = _exit_code_of(exc)
         report["error"] = str(exc) or type(exc).__name__
+        if isinstance(exc, KeyboardInterrupt):
+            ledger.stop(run_id, EXIT_STOPPED, "interrupted")
+        else:
+            ledger.fail(run_id, summary.exit_code, report["error"])
         raise
     finally:
-        if source is not None:
-            source.close()
         summary.duration_s = time.monotonic() - clock
+        summary.providers = {
+            p.name: _provider_report(ledger, run_id, p, tallies[p.name], stopped[p.name])
+            for p in providers
+        }
+        summary.credits = sum(t.credits for t in tallies.values())
         report.update(
             finished_at=datetime.now(UTC).isoformat(),
             duration_s=round(summary.duration_s, 3),
@@ -213,11 +463,34 @@ def run(
                 "rejected": summary.rows - summary.valid,
                 "reasons": summary.reasons,
             },
-            providers={},
-            credits_total=0,
+            providers=summary.providers,
+            credits_total=summary.credits,
         )
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
         summary.report = write_report(run_dir, report)
-        write_failed_rows(run_dir, [])
+        summary.failed_rows = failed_rows.close()
     return summary
+
+
+def _failures(
+    out: pl.DataFrame, batch: pl.DataFrame, providers: list[Provider]
+) -> list[tuple[str, int, str, str, str]]:
+    rows: list[tuple[str, int, str, str, str]] = []
+    for provider in providers:
+        status = f"{provider.prefix}_status"
+        failed = out[status] == "failed"
+        if not failed.any():
+            continue
+        picked = pl.DataFrame(
+            {
+                "trace": out[TRACE_ID_COLUMN].filter(failed),
+                "row": batch[ROW_NUMBER].filter(failed),
+                "error": out[f"{provider.prefix}_error"].filter(failed),
+            }
+        )
+        rows.extend(
+            (trace, row, provider.name, "failed", error or "")
+            for trace, row, error in picked.iter_rows()
+        )
+    return rows

@@ -1,0 +1,134 @@
+"""The engine: one event loop on its own thread, one lane per provider.
+
+The rest of the pipeline is synchronous (polars batches on reader threads, the
+writer's sink). The engine bridges to it with an anyio blocking portal: the
+planner submits keys and gets a :class:`concurrent.futures.Future` per submission,
+done once every key is committed to the ledger; the merger waits on those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
+
+import anyio
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from pipeline.engine.lane import Lane, Ticket
+from pipeline.engine.pacer import Pacer
+from pipeline.engine.sink import LedgerSink
+from pipeline.ledger import Ledger
+from pipeline.provider_config import ProviderSettings
+from pipeline.providers.base import Provider
+
+
+class Engine(AbstractContextManager["Engine"]):
+    """Start with ``with Engine(...) as engine:``; leaving the block waits for every lane."""
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        settings: Mapping[str, ProviderSettings],
+        ledger: Ledger,
+        run_id: str,
+        session: int,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacers: Mapping[str, Pacer] | None = None,
+    ) -> None:
+        self._providers = list(providers)
+        self._settings = settings
+        self._ledger = ledger
+        self._run_id = run_id
+        self._session = session
+        self._transport = transport
+        self._pacers = dict(pacers or {})
+        self.lanes: dict[str, Lane] = {}
+        self._stack = ExitStack()
+        self._portal: BlockingPortal | None = None
+        self._done: Future[None] | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._sink: LedgerSink | None = None
+
+    def __enter__(self) -> Engine:
+        self._portal = self._stack.enter_context(start_blocking_portal())
+        self._portal.call(self._setup)
+        self._done = self._portal.start_task_soon(self._run_lanes)
+        return self
+
+    async def _setup(self) -> None:
+        self._sink = LedgerSink(self._ledger, self._run_id, self._session)
+        for provider in self._providers:
+            settings = self._settings[provider.name]
+            limits = httpx.Limits(
+                max_connections=settings.max_concurrency,
+                max_keepalive_connections=settings.max_concurrency,
+            )
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                limits=limits,
+                timeout=settings.timeout_s,
+                follow_redirects=False,
+            )
+            self._clients.append(client)
+            self.lanes[provider.name] = Lane(
+                provider, settings, client, self._sink, pacer=self._pacers.get(provider.name)
+            )
+
+    async def _run_lanes(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                for lane in self.lanes.values():
+                    tg.start_soon(lane.run)
+        finally:
+            with anyio.CancelScope(shield=True):
+                assert self._sink is not None
+                await self._sink.flush()
+                for client in self._clients:
+                    await client.aclose()
+
+    @property
+    def portal(self) -> BlockingPortal:
+        assert self._portal is not None, "use the engine inside a with block"
+        return self._portal
+
+    def submit(self, provider: str, items: Sequence[tuple[str, int]]) -> Ticket:
+        """Queue (key, first row) lookups; the ticket is done once all are in the ledger."""
+        return self.portal.call(self.lanes[provider].submit, items)
+
+    def flush_through(self, ticket: Ticket) -> None:
+        """Someone waits on ``ticket`` and no more keys are coming: send its keys now."""
+        if ticket.lane is not None and not ticket.future.done():
+            self.portal.call(ticket.lane.flush_through, ticket)
+
+    def close_input(self) -> None:
+        """Every key has been submitted; lanes send what is left and end."""
+        for lane in self.lanes.values():
+            self.portal.call(lane.close_input)
+
+    def stopped(self, provider: str) -> str | None:
+        """Why the provider's lane stopped (its key was refused), if it did."""
+        return self.lanes[provider].stopped
+
+    def stop(self, reason: str) -> None:
+        """Stop every lane: nothing new is sent; requests in flight finish and commit."""
+        for lane in self.lanes.values():
+            self.portal.call(lane.stop, reason)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._done is not None:
+                if exc is not None:
+                    self.stop("the run was interrupted")
+                self.close_input()
+                self._done.result()
+        finally:
+            self._stack.close()

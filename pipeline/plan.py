@@ -1,0 +1,144 @@
+"""Plan each batch: which lookups each provider needs, and which of them must be bought.
+
+A row's lookup key comes from its provider (:meth:`Provider.plan`). Within a batch
+the keys are deduplicated, keeping the first row that asked (it will carry the
+credits). A key is bought only when nothing can answer it already:
+
+- a request for it is already under way in this session (the earlier submission's
+  future answers both), or
+- this run has its answer in the ledger (settled, or failed in this very session:
+  a failure is retried by the next session or by ``retry``, never in a loop), or
+- an earlier run answered it within the cache window.
+
+Everything else is submitted to the engine. The planner runs on one thread, in
+input order, so "first row" means the first in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipeline.engine.engine import Engine
+from pipeline.engine.lane import Ticket
+from pipeline.io.reader import ROW_NUMBER
+from pipeline.ledger import Ledger
+from pipeline.providers.base import KEY, REFUSED, Provider
+
+PRUNE_EVERY = 200_000
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who is asking: the run, its session, and how far back the cache reaches."""
+
+    run_id: str
+    session: int
+    cache_from: dict[str, float | None]
+    """Per provider: answers of earlier runs fetched at or after this epoch are reused."""
+
+
+@dataclass
+class ProviderPlan:
+    """One provider's share of a batch."""
+
+    keys: pl.DataFrame
+    """Per row: ROW_NUMBER, KEY, REFUSED (in batch order)."""
+    waits: list[Ticket]
+    submitted: int = 0
+    reused: int = 0
+
+
+@dataclass
+class PlannedBatch:
+    batch: pl.DataFrame
+    plans: dict[str, ProviderPlan] = field(default_factory=dict)
+
+    def tickets(self) -> list[Ticket]:
+        """The submissions whose answers this batch needs."""
+        return [ticket for plan in self.plans.values() for ticket in plan.waits]
+
+
+class Planner:
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        ledger: Ledger,
+        engine: Engine | None,
+        context: RunContext,
+    ) -> None:
+        self.providers = list(providers)
+        self.ledger = ledger
+        self.engine = engine
+        self.context = context
+        self._in_flight: dict[str, dict[str, Ticket]] = {p.name: {} for p in providers}
+        self._since_prune = 0
+
+    def plan(self, batch: pl.DataFrame) -> PlannedBatch:
+        planned = PlannedBatch(batch)
+        for provider in self.providers:
+            planned.plans[provider.name] = self._plan_one(provider, batch)
+        self._since_prune += batch.height
+        if self._since_prune >= PRUNE_EVERY:
+            self._prune()
+        return planned
+
+    def _plan_one(self, provider: Provider, batch: pl.DataFrame) -> ProviderPlan:
+        keys = (
+            provider.plan(batch.lazy()).select(ROW_NUMBER, KEY, REFUSED).collect(engine="in-memory")
+        )
+        firsts = (
+            keys.lazy()
+            .filter(pl.col(KEY).is_not_null())
+            .group_by(KEY, maintain_order=True)
+            .agg(pl.col(ROW_NUMBER).min())
+            .collect(engine="in-memory")
+        )
+        plan = ProviderPlan(keys, [])
+        if firsts.is_empty():
+            return plan
+        in_flight = self._in_flight[provider.name]
+        waits: dict[int, Ticket] = {}
+        unknown: list[str] = []
+        first_rows: dict[str, int] = {}
+        for key, row in firsts.iter_rows():
+            ticket = in_flight.get(key)
+            if ticket is not None:
+                waits[id(ticket)] = ticket
+            else:
+                unknown.append(key)
+                first_rows[key] = row
+        known = self._answered(provider, unknown)
+        new = [(key, first_rows[key]) for key in unknown if key not in known]
+        plan.reused = len(unknown) - len(new)
+        if new:
+            assert self.engine is not None
+            ticket = self.engine.submit(provider.name, new)
+            waits[id(ticket)] = ticket
+            for key, _ in new:
+                in_flight[key] = ticket
+            plan.submitted = len(new)
+        plan.waits = list(waits.values())
+        return plan
+
+    def _answered(self, provider: Provider, keys: list[str]) -> set[str]:
+        """Keys the ledger already answers for this run (see the module docstring)."""
+        if not keys:
+            return set()
+        ctx = self.context
+        rows = self.ledger.find(
+            provider.name, provider.params(), keys, ctx.run_id, ctx.cache_from[provider.name]
+        )
+        known: set[str] = set()
+        for key, run_id, session, status, *_ in rows:
+            if status != "failed" or (run_id == ctx.run_id and session == ctx.session):
+                known.add(key)
+        return known
+
+    def _prune(self) -> None:
+        """Forget finished submissions: their answers are in the ledger now."""
+        self._since_prune = 0
+        for name, in_flight in self._in_flight.items():
+            self._in_flight[name] = {k: t for k, t in in_flight.items() if not t.future.done()}

@@ -1,0 +1,152 @@
+"""What every provider module implements: turn lookups into an HTTP request, and a
+response into results or one classified error. Nothing more.
+
+The engine owns everything around the call: pacing, concurrency, batching,
+retries, splitting a refused batch, the ledger and the credits. A provider never
+sends anything itself; it builds an :class:`httpx.Request` and reads an
+:class:`httpx.Response`, so a test can drive it with any transport.
+
+A lookup is named by its *key*: a string that encodes every input that changes the
+answer (for TCPA Authority the number and the consent date). Two rows with the same
+key get the same answer, so the key is what the ledger files answers under and
+what dedupe compares; the provider decodes its own keys when it builds a request.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+import polars as pl
+
+from pipeline.errors import (
+    BadRequestError,
+    LaneStoppedError,
+    ProviderError,
+    TerminalError,
+    TransientError,
+)
+
+KEY = "__pe_key"
+"""Column a provider's :meth:`Provider.plan` fills with each row's lookup key (null: none)."""
+REFUSED = "__pe_refused"
+"""Column :meth:`Provider.plan` fills with why a row is ``invalid_input`` before any call."""
+
+SETTLED_STATUSES = ("hit", "no_match", "invalid_input")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The provider's answer for one key."""
+
+    key: str
+    status: str
+    """``hit``, ``no_match`` or ``invalid_input``."""
+    answer: dict[str, Any] | None
+    credits: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Everything one answered request gave back."""
+
+    outcomes: list[Outcome]
+    credits: int
+    """What the request cost, as the provider reports it or the config prices it."""
+
+
+class Provider(ABC):
+    """One provider API, mapped to and from HTTP."""
+
+    name: ClassVar[str]
+    """Config section and ledger name, e.g. ``tcpa_authority``."""
+    prefix: ClassVar[str]
+    """Output column prefix, e.g. ``tcpa``."""
+    fields: ClassVar[dict[str, pl.DataType]]
+    """Output columns (without the prefix) filled from an answer, and their types."""
+
+    batch_size: int = 1
+    """Keys per request; more than one only for providers that take batches."""
+
+    @abstractmethod
+    def params(self) -> str:
+        """The settings that change answers (sandbox, options), as a stable string.
+
+        Answers are filed under (provider, params, key): a lookup made with other
+        params is a different lookup and is never reused for this one.
+        """
+
+    @abstractmethod
+    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """Add the :data:`KEY` and :data:`REFUSED` columns to a normalized batch.
+
+        Rows with a null key and a null reason are not sent (``not_requested``);
+        rows with a reason are ``invalid_input`` without a call.
+        """
+
+    @abstractmethod
+    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+        """The HTTP request that looks ``keys`` up (at most :attr:`batch_size`)."""
+
+    @abstractmethod
+    def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
+        """Results for ``keys`` from ``response``, or raise a classified error."""
+
+    def derived(self) -> dict[str, pl.Expr]:
+        """Answer columns computed from the :data:`KEY` column rather than the answer."""
+        return {}
+
+    def answer_columns(self) -> dict[str, pl.DataType]:
+        """The output columns this provider adds after its status columns."""
+        return {f"{self.prefix}_{name}": dtype for name, dtype in self.fields.items()}
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the ``Retry-After`` header asks for (delta or HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def short_text(response: httpx.Response, limit: int = 200) -> str:
+    """The start of a response body, on one line, for an error message."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ""
+    return " ".join(text.split())[:limit]
+
+
+def classify_status(response: httpx.Response, what: str) -> ProviderError:
+    """The error class for a non-success status that means the same at every provider."""
+    status = response.status_code
+    detail = short_text(response)
+    message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
+    if status == 429:
+        return TransientError(message, status=status, retry_after=retry_after(response))
+    if status in (401, 403):
+        return LaneStoppedError(message, status=status)
+    if status in (400, 422):
+        return BadRequestError(message, status=status)
+    if status >= 500 or status == 408:
+        return TransientError(message, status=status, retry_after=retry_after(response))
+    return TerminalError(message, status=status)

@@ -1,0 +1,156 @@
+"""DNCScrub TCPA Authority: has this number been reassigned since the consent date?
+
+Batch POST ``/Data/TCPAAuthority`` with ``{"Data": [{"PhoneNumber", "Date"}],
+"UseSandbox"}``, up to 1,000 numbers, header ``loginId``. The answer is a list in
+request order. ``IsReassigned`` true or false is a ``hit``; null ("insufficient
+information") is a ``no_match``. DNCScrub does not report charges, so a request
+costs ``credits_per_number`` for each number answered (0 in the sandbox).
+
+The lookup key is ``NUMBER:YYYYMMDD``: the same number checked against another
+consent date is another question with another answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, ClassVar
+
+import httpx
+import polars as pl
+
+from pipeline.errors import TransientError
+from pipeline.normalize import CONSENT_DATE_COLUMN
+from pipeline.provider_config import TcpaAuthoritySettings
+from pipeline.providers.base import KEY, REFUSED, Outcome, Provider, Reply, classify_status
+
+PATH = "/Data/TCPAAuthority"
+NO_DATE = (
+    "no usable consent date (fix the row or set providers.tcpa_authority.default_consent_date)"
+)
+FUTURE_DATE = "consent date is in the future"
+
+# Provider field -> our column (after the tcpa_ prefix) and type, in output order.
+_FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
+    ("PhoneNumber", "phone_number", pl.String()),
+    ("IsReassigned", "is_reassigned", pl.Boolean()),
+    ("IsValid", "is_valid", pl.Boolean()),
+    ("LineType", "line_type", pl.String()),
+    ("Carrier", "carrier", pl.String()),
+    ("Locale", "locale", pl.String()),
+    ("Region", "region", pl.String()),
+    ("Country", "country", pl.String()),
+    ("TZ", "tz", pl.String()),
+    ("UTCOffset", "utc_offset", pl.String()),
+)
+
+
+class TcpaAuthority(Provider):
+    name: ClassVar[str] = "tcpa_authority"
+    prefix: ClassVar[str] = "tcpa"
+    fields: ClassVar[dict[str, pl.DataType]] = {
+        "consent_date": pl.String(),
+        **{column: dtype for _, column, dtype in _FIELDS},
+    }
+
+    def __init__(
+        self,
+        settings: TcpaAuthoritySettings,
+        api_key: str,
+        *,
+        has_consent_dates: bool,
+        today: date | None = None,
+    ) -> None:
+        self.settings = settings
+        self.batch_size = settings.batch_size
+        self._api_key = api_key
+        self._has_dates = has_consent_dates
+        self._today = (today or date.today()).strftime("%Y%m%d")
+        self._url = settings.base_url + PATH
+
+    def __repr__(self) -> str:  # never show the key
+        return f"TcpaAuthority({self.settings.base_url!r}, sandbox={self.settings.sandbox})"
+
+    def params(self) -> str:
+        return "sandbox" if self.settings.sandbox else "live"
+
+    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        default = self.settings.default_consent_date
+        fallback = pl.lit(default.strftime("%Y%m%d") if default else None, dtype=pl.String)
+        if self._has_dates:
+            row_date = pl.col(CONSENT_DATE_COLUMN).str.replace_all("-", "", literal=True)
+            when = pl.coalesce(row_date, fallback)
+        else:
+            when = fallback
+        valid = pl.col("phone_valid").fill_null(False)
+        refused = (
+            pl.when(~valid)
+            .then(None)
+            .when(when.is_null())
+            .then(pl.lit(NO_DATE))
+            .when(when > pl.lit(self._today))
+            .then(pl.lit(FUTURE_DATE))
+        )
+        key = pl.when(valid & when.is_not_null() & (when <= pl.lit(self._today))).then(
+            pl.col("phone_normalized") + pl.lit(":") + when
+        )
+        return frame.with_columns(key.alias(KEY), refused.alias(REFUSED))
+
+    def derived(self) -> dict[str, pl.Expr]:
+        """Columns read off the key itself: the consent date actually sent (ISO)."""
+        sent = pl.col(KEY).str.slice(11, 8)
+        iso = sent.str.slice(0, 4) + "-" + sent.str.slice(4, 2) + "-" + sent.str.slice(6, 2)
+        return {"consent_date": iso}
+
+    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+        data = [{"PhoneNumber": k[:10], "Date": k[11:]} for k in keys]
+        body = json.dumps({"Data": data, "UseSandbox": self.settings.sandbox})
+        return httpx.Request(
+            "POST",
+            self._url,
+            content=body.encode(),
+            headers={
+                "loginId": self._api_key,
+                "X-Request-ID": request_id,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+
+    def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
+        if response.status_code != 200:
+            raise classify_status(response, "TCPA Authority")
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise TransientError("TCPA Authority: the answer is not JSON", status=200) from None
+        if isinstance(body, dict) and len(keys) == 1:
+            body = [body]  # the GET shape, should a proxy answer with it
+        if not isinstance(body, list) or len(body) != len(keys):
+            got = len(body) if isinstance(body, list) else type(body).__name__
+            raise TransientError(
+                f"TCPA Authority: expected {len(keys)} answers, got {got}", status=200
+            )
+        price = 0 if self.settings.sandbox else self.settings.credits_per_number
+        outcomes = [self._outcome(key, item, price) for key, item in zip(keys, body, strict=True)]
+        return Reply(outcomes, credits=sum(o.credits for o in outcomes))
+
+    @staticmethod
+    def _outcome(key: str, item: Any, price: int) -> Outcome:
+        if not isinstance(item, dict) or str(item.get("PhoneNumber", "")) != key[:10]:
+            raise TransientError(
+                f"TCPA Authority: answer out of order or garbled for {key[:10]}", status=200
+            )
+        answer: dict[str, Any] = {}
+        for source, column, dtype in _FIELDS:
+            value = item.get(source)
+            if value is not None and dtype == pl.String and not isinstance(value, str):
+                value = str(value)
+            if value is not None and dtype == pl.Boolean and not isinstance(value, bool):
+                raise TransientError(
+                    f"TCPA Authority: {source} is not true/false/null for {key[:10]}", status=200
+                )
+            answer[column] = value
+        status = "no_match" if answer["is_reassigned"] is None else "hit"
+        return Outcome(key, status, answer, credits=price)
