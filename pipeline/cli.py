@@ -75,6 +75,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from pipeline.emulators.command import serve
+
+    return serve(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.sample import write_sample
 
@@ -110,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file, .csv or .parquet")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.set_defaults(handler=_cmd_sample)
+
+    p = commands.add_parser("emulate", help="serve the local provider emulators until stopped")
+    from pipeline.emulators.command import add_arguments as emulate_arguments
+
+    emulate_arguments(p)
+    p.set_defaults(handler=_cmd_emulate)
 
     p = commands.add_parser("demo", help="run configs/demo.toml on sample_data/")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
