@@ -131,11 +131,15 @@ class RequestLog:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
-    # costs no fsync per answer.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
+        # costs no fsync per answer.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()  # e.g. not a database: do not leak the handle
+        raise
     return conn
 
 
@@ -151,7 +155,11 @@ class Ledger:
         self._params: dict[str, str] = {}
         try:
             self._migrate(self.conn)
+        except LedgerError as exc:
+            self.close()
+            raise LedgerError(f"{self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise LedgerError(f"{self.path}: cannot use the ledger: {exc}") from None
 
     @property
@@ -175,16 +183,31 @@ class Ledger:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(_MIGRATIONS):
-            raise LedgerError(
-                f"ledger schema version {version} is newer than this phone-enrich knows"
-            )
-        for number in range(version, len(_MIGRATIONS)):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executescript(_MIGRATIONS[number])
-            conn.execute(f"PRAGMA user_version = {number + 1}")
+        def version() -> int:
+            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if found > len(_MIGRATIONS):
+                raise LedgerError(
+                    f"ledger schema version {found} is newer than this phone-enrich knows"
+                )
+            return found
+
+        if version() == len(_MIGRATIONS):
+            return
+        # One write transaction for all pending steps, the version re-read inside it:
+        # a crash leaves the file as it was, and a second process opening the same new
+        # file waits for the first instead of creating the tables twice. (Not
+        # executescript: it commits any open transaction before it runs.)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(version(), len(_MIGRATIONS)):
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # -- runs: named transitions -------------------------------------------------
 
@@ -320,7 +343,7 @@ class Ledger:
     ) -> None:
         """A request about to go out (so a crash leaves a trace of what was in flight)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
+            "INSERT OR IGNORE INTO requests (request_id, run_id, session, provider, attempt,"
             " numbers, sent_at) VALUES (?,?,?,?,?,?,?)",
             (request_id, run_id, session, provider, attempt, numbers, time.time()),
         )
@@ -347,6 +370,32 @@ class Ledger:
             " JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
             " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)",
             (json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
+        ).fetchall()
+
+    def best_answers(
+        self,
+        provider: str,
+        params: str,
+        keys: Sequence[str],
+        run_id: str,
+        cache_cutoff: float | None,
+    ) -> list[tuple[str, str, str, str | None, str | None, int, str | None, int | None]]:
+        """One row per key that has any: the answer a row with that key is given.
+
+        Rows: (key, run_id, status, answer, error, credits, request_id, first_row).
+        Preference: this run's settled answer, then the newest cached one, then this
+        run's failure.
+        """
+        cache = cache_cutoff is not None
+        return self.conn.execute(
+            "SELECT key, run_id, status, answer, error, credits, request_id, first_row FROM ("
+            " SELECT l.*, row_number() OVER (PARTITION BY l.key ORDER BY"
+            "  l.status = 'failed', l.run_id != ?, l.fetched_at DESC) AS pick"
+            " FROM json_each(?) AS k"
+            " JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+            " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)"
+            ") WHERE pick = 1",
+            (run_id, json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
         ).fetchall()
 
     # -- report --------------------------------------------------------------------
