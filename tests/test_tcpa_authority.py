@@ -99,7 +99,8 @@ def test_answers_land_on_every_row_with_credits_on_the_first(
         assert row["tcpa_tz"] == expected["TZ"]
         assert row["tcpa_utc_offset"] == expected["UTCOffset"]
         reassigned = expected["IsReassigned"]
-        assert row["tcpa_is_reassigned"] == (None if reassigned is None else str(reassigned).lower())
+        shown = None if reassigned is None else str(reassigned).lower()
+        assert row["tcpa_is_reassigned"] == shown
     assert out["tcpa_credits"].to_list() == ["1", "1", "0", "1", "0", "0", "0"]
     assert out["tcpa_request_id"][0] == out["tcpa_request_id"][2]
     report = read_report(summary.report)
