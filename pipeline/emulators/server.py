@@ -154,10 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
             if response is not None:
                 entry["status"] = response.status
                 self._wait_until(mono + (provider.state.delay_s() if entry["accepted"] else 0.0))
-                self._send(response)
-        finally:
+        finally:  # logged before it is sent: whoever has the answer sees it in the state
             entry["responded_mono"] = time.monotonic()
             provider.state.record(entry)
+        if response is not None:
+            self._send(response)
 
     def _answer(
         self, provider: _Provider, request: Request, entry: dict[str, Any]
@@ -257,7 +258,7 @@ class Emulator:
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
             name=f"emulator:{server.server_port}",
         )  # fmt: skip
         self._thread.start()

@@ -49,6 +49,10 @@ class ProviderKnobs:
 KNOB_NAMES = frozenset(f.name for f in fields(ProviderKnobs))
 
 
+def _arrival(entry: dict[str, Any]) -> float:
+    return float(entry["arrived_mono"])
+
+
 def key_label(key: str) -> str:
     """How a key appears in anything reported: never the key itself."""
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:8]
@@ -288,7 +292,8 @@ class ProviderState:
     # Reporting ------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The admin view: knobs (keys labelled), balances, log, ledger, totals."""
+        """The admin view: knobs (keys labelled), balances, log (finished requests, in
+        arrival order), ledger, totals."""
         with self.lock:
             knobs = self.knobs
             shown: dict[str, Any] = {name: getattr(knobs, name) for name in sorted(KNOB_NAMES)}
@@ -298,7 +303,7 @@ class ProviderState:
                 "knobs": shown,
                 "balances": {self.label(k): v for k, v in self._balances.items()},
                 "queued_faults": list(self._faults),
-                "requests": [dict(e) for e in self._log],
+                "requests": sorted((dict(e) for e in self._log), key=_arrival),
                 "charged": dict(self._charged),
                 "totals": {**self._totals, "by_status": dict(self._totals["by_status"])},
             }
