@@ -16,9 +16,6 @@ from pipeline.config import load_config
 from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, PipelineError, UsageError
 from pipeline.run import Progress, RunSummary, run
 
-DEMO_CONFIG = Path("configs/demo.toml")
-DEMO_SAMPLE_ROWS = 2_000
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -48,6 +45,18 @@ def _print_summary(summary: RunSummary) -> None:
     if summary.consent_dates:
         dates = ", ".join(f"{name} {count:,}" for name, count in summary.consent_dates.items())
         print(f"  consent dates: {dates}")
+    for name, figures in summary.providers.items():
+        rows = figures["rows"]
+        shown = ", ".join(f"{status} {count:,}" for status, count in rows.items() if count)
+        print(
+            f"  {name}: {shown}; {figures['requests']:,} requests, "
+            f"{figures['retries']:,} retries, {figures['http_429']:,} throttled, "
+            f"{figures['cache_hits']:,} cache hits, {figures['credits']:,} credits"
+        )
+        if figures["stopped"]:
+            print(f"  {name} stopped: {figures['stopped']}")
+    if summary.providers:
+        print(f"  credits: {summary.credits:,}")
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
 
@@ -56,7 +65,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
-    summary = run(config, config_path=args.config, on_progress=_progress_printer(args.quiet))
+    summary = run(
+        config,
+        config_path=args.config,
+        on_progress=_progress_printer(args.quiet),
+        no_cache=args.no_cache,
+    )
     if not args.quiet:
         _print_summary(summary)
     return summary.exit_code
@@ -82,16 +96,10 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipeline.sample import write_sample
+    from pipeline.demo import DEMO_CONFIG, run_demo
 
-    if not DEMO_CONFIG.exists():
-        raise UsageError(f"{DEMO_CONFIG} not found: run the demo from the repository root")
-    config = load_config(DEMO_CONFIG)
-    sample = Path(config.input.path)
-    if not sample.exists():
-        write_sample(sample, DEMO_SAMPLE_ROWS)
-    summary = run(config, config_path=str(DEMO_CONFIG), on_progress=_progress_printer(args.quiet))
-    print(f"demo: enriched {sample} with {DEMO_CONFIG}")
+    summary, sample = run_demo(on_progress=_progress_printer(args.quiet))
+    print(f"demo: enriched {sample} with {DEMO_CONFIG} against the local emulators")
     _print_summary(summary)
     return summary.exit_code
 
@@ -108,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="input file (overrides input.path)")
     p.add_argument("--output", help="output file, .csv or .parquet (overrides output.path)")
     p.add_argument("--max-credits", type=int, help="credit cap for this run (run.max_credits)")
+    p.add_argument(
+        "--no-cache", action="store_true", help="buy every lookup again, ignoring earlier runs"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_run)
 
