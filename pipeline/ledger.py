@@ -364,10 +364,13 @@ class Ledger:
         cache). The caller prefers this run's row.
         """
         cache = cache_cutoff is not None
+        # CROSS JOIN pins the loop order: one primary-key probe per asked key. With a
+        # plain JOIN SQLite scans every row of (provider, params) and, for each, the
+        # whole key list: rows x keys.
         return self.conn.execute(
             "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
             " l.request_id, l.first_row FROM json_each(?) AS k"
-            " JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+            " CROSS JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
             " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)",
             (json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
         ).fetchall()
@@ -392,7 +395,7 @@ class Ledger:
             " SELECT l.*, row_number() OVER (PARTITION BY l.key ORDER BY"
             "  l.status = 'failed', l.run_id != ?, l.fetched_at DESC) AS pick"
             " FROM json_each(?) AS k"
-            " JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+            " CROSS JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
             " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)"
             ") WHERE pick = 1",
             (run_id, json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
