@@ -18,9 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.emulators import Emulator, ProviderKnobs, key_label
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES, reassigned_on
+from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES, parse_date, reassigned_on
 
 TCPA = "tcpa_authority"
 PATH = "/Data/TCPAAuthority"
@@ -556,3 +558,37 @@ def test_emulate_command_serves_until_sigterm(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dates(min_value=date(1950, 1, 1), max_value=date.today()))
+def test_every_date_format_reads_the_same_day(day: date) -> None:
+    texts = [
+        f"{day:%m/%d/%Y}",
+        f"{day:%Y-%m-%d}",
+        f"{day:%Y%m%d}",
+        f"{day.month}/{day.day}/{day.year}",
+    ]
+    if day.year < 2050:
+        texts.append(f"{day:%m/%d/%y}")
+    assert {parse_date(t) for t in texts} == {day.toordinal()}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2021",
+        "2021-2-09",
+        "02/30/2021",
+        "13/01/2021",
+        "2021/02/09",
+        "02/09/2021 ",
+        "0\uff12/09/2021",  # a full-width digit
+        "02/009/2021",
+        "2021-02-0x",
+        "20211301",
+    ],
+)
+def test_unreadable_dates(text: str) -> None:
+    assert parse_date(text) is None

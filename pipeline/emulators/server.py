@@ -97,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
-    def _body(self) -> bytes | None:
+    def _body(self) -> bytes | Response:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
@@ -106,17 +106,21 @@ class _Handler(BaseHTTPRequestHandler):
             while self.rfile.readline().strip():
                 pass  # trailers
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return None if length > MAX_BODY else self.rfile.read(length) if length > 0 else b""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            return _json(400, {"error": f"bad Content-Length {length!r}"})
+        if int(length) > MAX_BODY:
+            return _json(413, {"error": "request body too large"})
+        return self.rfile.read(int(length))
 
     def _dispatch(self) -> None:
         emulator = self.server.emulator
         arrived, mono = time.time(), time.monotonic()
         url = urlsplit(self.path)
         body = self._body()
-        if body is None:
+        if isinstance(body, Response):
             self.close_connection = True
-            self._send(_json(413, {"error": "request body too large"}))
+            self._send(body)
             return
         if url.path.startswith("/_admin/") or url.path == "/_admin":
             self._send(emulator._admin(self.command, url.path, body))

@@ -77,8 +77,9 @@ def coerce_knobs(values: dict[str, Any]) -> dict[str, Any]:
         out["keys"] = {str(k): None for k in keys}
     elif keys is not None and not isinstance(keys, dict):
         raise ValueError("keys: expected a list of keys or an object of key -> balance")
-    if "unauthorised_keys" in out:
-        out["unauthorised_keys"] = {str(k) for k in out["unauthorised_keys"]}
+    banned = out.get("unauthorised_keys")
+    if banned is not None:
+        out["unauthorised_keys"] = {banned} if isinstance(banned, str) else {str(k) for k in banned}
     return out
 
 
@@ -218,8 +219,9 @@ class ProviderState:
             start = now - knobs.rate_window_s
             while window and window[0] <= start:
                 window.popleft()
-            if knobs.rate_limit is not None and len(window) >= knobs.rate_limit:
-                oldest = window[len(window) - knobs.rate_limit]
+            limit = knobs.rate_limit
+            if limit is not None and len(window) >= limit:
+                oldest = window[len(window) - limit] if limit > 0 else now  # 0: refuse all
                 return max(1, math.ceil(oldest + knobs.rate_window_s - now))
             window.append(now)
             self._totals["accepted"] += 1

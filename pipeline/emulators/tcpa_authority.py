@@ -150,24 +150,25 @@ def reassigned_on(number: str, sandbox: bool = False) -> date | None:
     return date.fromordinal(ordinal) if ordinal is not None and ordinal > 0 else None
 
 
-def _parse_date(text: str) -> int | None:
+def parse_date(text: str) -> int | None:
     """Ordinal of a consent date in one of the four documented formats, else None."""
     n = len(text)
+    digits = text.replace("/", "").replace("-", "")
+    if not (digits.isascii() and digits.isdigit()):
+        return None
     try:
-        if n == 8 and text.isdigit():
+        if n == 8 and digits == text:
             y, m, d = int(text[:4]), int(text[4:6]), int(text[6:])
         elif n == 10 and text[4] == "-" and text[7] == "-":
             y, m, d = int(text[:4]), int(text[5:7]), int(text[8:])
         elif "/" in text:
             parts = text.split("/")
-            if len(parts) != 3 or len(parts[2]) not in (2, 4) or not 1 <= len(parts[0]) <= 2:
+            if len(parts) != 3 or len(parts[2]) not in (2, 4) or max(map(len, parts[:2])) > 2:
                 return None
             m, d, y = (int(p) for p in parts)
             if len(parts[2]) == 2:
                 y += 2000 if y < 50 else 1900
         else:
-            return None
-        if not text.replace("/", "").replace("-", "").isascii():
             return None
         return date(y, m, d).toordinal()
     except ValueError:
@@ -191,12 +192,14 @@ class TcpaAuthorityApp(ProviderApp):
     def _date(self, text: object) -> int | None:
         if not isinstance(text, str):
             return None
-        cache = self._dates
-        if text not in cache:
+        cache = self._dates  # shared by the server's threads: never read after a check
+        found = cache.get(text, -1)
+        if found == -1:
+            found = parse_date(text)
             if len(cache) > 10_000:
                 cache.clear()
-            cache[text] = _parse_date(text)
-        return cache[text]
+            cache[text] = found
+        return found
 
     def prepare(self, request: Request) -> Prepared:
         if request.path != PATH:
