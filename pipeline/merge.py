@@ -136,8 +136,11 @@ def _provider_columns(
     ours = pl.col("__pe_run") == pl.lit(ctx.run_id)
     first = pl.col(ROW_NUMBER) == pl.col("__pe_first")
     credits = pl.when(ours & first).then(pl.col("__pe_credits")).otherwise(0).fill_null(0)
+    derived_names = provider.derived()
     answer_fields = {
-        name: dtype for name, dtype in provider.fields.items() if name not in provider.derived()
+        provider.sources.get(name, name): dtype
+        for name, dtype in provider.fields.items()
+        if name not in derived_names
     }
     decoded = pl.col("__pe_answer").str.json_decode(pl.Struct(answer_fields))
     settled = found.is_in(["hit", "no_match"])
@@ -155,7 +158,10 @@ def _provider_columns(
         (found.is_in(["hit", "no_match", "invalid_input"]) & ~ours).alias("__pe_cached"),
         (ours & ~first & found.is_not_null()).alias("__pe_dupe"),
     ).unnest("__pe_decoded")
-    frame = frame.rename({name: f"{p}_{name}" for name in provider.fields})
+    frame = frame.rename(
+        {provider.sources.get(name, name) if name not in derived_names else name: f"{p}_{name}"
+         for name in provider.fields}
+    )  # fmt: skip
     return frame.select(ROW_NUMBER, *status_columns(provider), "__pe_cached", "__pe_dupe")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import httpx
 import polars as pl
@@ -41,14 +41,15 @@ REFUSED = "__pe_refused"
 SETTLED_STATUSES = ("hit", "no_match", "invalid_input")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The provider's answer for one key."""
+class Outcome(NamedTuple):
+    """The provider's answer for one key (a tuple: a response can carry a thousand)."""
 
     key: str
     status: str
     """``hit``, ``no_match`` or ``invalid_input``."""
-    answer: dict[str, Any] | None
+    answer: dict[str, Any] | str | None
+    """As the provider sent it (a dict, or already encoded as JSON text);
+    :attr:`Provider.sources` says which field is which column."""
     credits: int
     error: str | None = None
 
@@ -71,6 +72,9 @@ class Provider(ABC):
     """Output column prefix, e.g. ``tcpa``."""
     fields: ClassVar[dict[str, pl.DataType]]
     """Output columns (without the prefix) filled from an answer, and their types."""
+    sources: ClassVar[dict[str, str]] = {}
+    """Output column (without the prefix) -> the answer field it comes from, where the
+    names differ (``is_reassigned`` <- ``IsReassigned``)."""
 
     batch_size: int = 1
     """Keys per request; more than one only for providers that take batches."""
