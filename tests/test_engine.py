@@ -1,0 +1,149 @@
+"""The engine's own rules, driven through an injected transport we can inspect:
+full batches, flushing a partial one on demand, the pacer's spacing, rolling guard
+and 429 pause, and a refused key stopping the lane."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from pipeline.engine.engine import Engine
+from pipeline.engine.pacer import Pacer
+from pipeline.ledger import Ledger
+from pipeline.provider_config import TcpaAuthoritySettings
+from pipeline.providers.tcpa_authority import TcpaAuthority
+
+RUN = "run-1"
+
+
+class Recorder:
+    """A fake TCPA Authority: answers every number, remembers what it was sent."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.sizes: list[int] = []
+        self.sent_at: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.sent_at.append(time.monotonic())
+        data = json.loads(request.content)["Data"]
+        self.sizes.append(len(data))
+        if self.status != 200:
+            return httpx.Response(self.status, json={"Message": "Invalid loginId"})
+        answers = [{"PhoneNumber": item["PhoneNumber"], "IsReassigned": False} for item in data]
+        return httpx.Response(200, json=answers)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(tmp_path)
+    ledger.start(RUN, "job", config_path=None, input_path="in", output_path="out",
+                 cache_cutoff=None)  # fmt: skip
+    yield ledger
+    ledger.close()
+
+
+def engine(ledger: Ledger, recorder: Recorder, **settings: object) -> Engine:
+    tcpa = TcpaAuthoritySettings(base_url="http://tcpa.test/v1.5", **settings)  # type: ignore[arg-type]
+    provider = TcpaAuthority(tcpa, "key", has_consent_dates=True)
+    ledger.set_params(provider.name, provider.params())
+    transport = httpx.MockTransport(recorder)
+    return Engine([provider], {provider.name: tcpa}, ledger, RUN, 1, transport=transport)
+
+
+def items(count: int, start: int = 0) -> list[tuple[str, int]]:
+    return [(f"212{2000000 + i:07d}:20200101", i + 1) for i in range(start, start + count)]
+
+
+def test_batches_are_full_except_the_last(ledger: Ledger) -> None:
+    recorder = Recorder()
+    with engine(ledger, recorder, batch_size=100, requests_per_minute=10**6) as e:
+        first = e.submit("tcpa_authority", items(130))
+        second = e.submit("tcpa_authority", items(120, start=130))
+        e.close_input()
+        first.future.result(timeout=10)
+        second.future.result(timeout=10)
+    assert recorder.sizes == [100, 100, 50]
+    assert ledger.lookup_counts(RUN, "tcpa_authority") == {"hit": 250}
+
+
+def test_a_partial_batch_waits_until_someone_needs_it(ledger: Ledger) -> None:
+    recorder = Recorder()
+    with engine(ledger, recorder, batch_size=100, requests_per_minute=10**6) as e:
+        ticket = e.submit("tcpa_authority", items(30))
+        time.sleep(0.2)
+        assert recorder.sizes == [] and not ticket.future.done()
+        e.flush_through(ticket)
+        ticket.future.result(timeout=10)
+        assert recorder.sizes == [30]
+        later = e.submit("tcpa_authority", items(100, start=30))
+        later.future.result(timeout=10)  # a full batch goes without asking
+        assert recorder.sizes == [30, 100]
+
+
+def test_requests_are_spaced_evenly(ledger: Ledger) -> None:
+    recorder = Recorder()
+    with engine(ledger, recorder, batch_size=1, requests_per_minute=600, max_concurrency=8) as e:
+        ticket = e.submit("tcpa_authority", items(6))
+        e.close_input()
+        ticket.future.result(timeout=10)
+    gaps = [b - a for a, b in zip(recorder.sent_at, recorder.sent_at[1:], strict=False)]
+    assert len(gaps) == 5 and min(gaps) >= 0.099, gaps  # 600/min: one per 0.1 s, no burst
+
+
+def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: Ledger) -> None:
+    recorder = Recorder(status=401)
+    with engine(ledger, recorder, batch_size=10, requests_per_minute=10**6, max_concurrency=1) as e:
+        ticket = e.submit("tcpa_authority", items(50))
+        e.close_input()
+        ticket.future.result(timeout=10)
+        assert "HTTP 401" in (e.stopped("tcpa_authority") or "")
+    assert recorder.sizes == [10]  # one refusal, then nothing more is sent
+    assert ledger.lookup_counts(RUN, "tcpa_authority") == {}
+    totals = ledger.request_totals(RUN, "tcpa_authority")
+    assert (totals["requests"], totals["credits"]) == (1, 0)
+
+
+def test_guard_holds_a_window_of_response_times() -> None:
+    async def scenario() -> tuple[float, float]:
+        pacer = Pacer(600, window_s=0.3, headroom=0.0)  # 0.1 s spacing, 3 per 0.3 s
+        assert pacer.limit == 3
+        for _ in range(3):
+            await pacer.acquire()
+        with anyio.move_on_after(0.5) as scope:
+            await pacer.acquire()  # three in flight fill the window: must wait
+        assert scope.cancelled_caught
+        released = time.monotonic()
+        pacer.release(answered=True)
+        await pacer.acquire()
+        return released, time.monotonic()
+
+    released, sent = anyio.run(scenario)
+    assert sent - released >= 0.29  # counted until 0.3 s after its response
+
+
+def test_429_pauses_the_lane_for_retry_after_and_slows_it() -> None:
+    async def scenario() -> tuple[float, float, float]:
+        pacer = Pacer(60_000, headroom=0.0)
+        await pacer.acquire()
+        pacer.release(answered=False)
+        full = pacer.rate
+        pacer.throttle(0.4)
+        throttled = time.monotonic()
+        slowed = pacer.rate
+        await pacer.acquire()
+        waited = time.monotonic() - throttled
+        pacer.release(answered=True)
+        for _ in range(20):  # each answer earns back 2% of the configured rate
+            await pacer.acquire()
+            pacer.release(answered=True)
+        return waited, slowed / full, pacer.rate / full
+
+    waited, slowed, recovered = anyio.run(scenario)
+    assert waited >= 0.39 and slowed == pytest.approx(0.7) and recovered == pytest.approx(1.0)
