@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-engine clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_normalize.py
+
+bench-engine: $(STAMP)
+	$(BIN)/python bench/bench_engine.py
 
 clean:
 	rm -rf $(VENV) .phone-enrich out .pytest_cache .mypy_cache .ruff_cache
