@@ -7,7 +7,12 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.ledger import Ledger
+    from pipeline.merge import ProviderTally
+    from pipeline.providers.base import Provider
 
 FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error")
 
@@ -70,3 +75,31 @@ class FailedRowsFile:
     def discard(self) -> None:
         self._fh.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def provider_report(
+    ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
+) -> dict[str, Any]:
+    """One provider's figures for report.json: the request log's and the rows'."""
+    totals = ledger.request_totals(run_id, provider.name)
+    rows = tally.as_dict()
+    by_status = rows["rows"]
+    assert isinstance(by_status, dict)
+    return {
+        "requests": totals["requests"],
+        "numbers": totals["numbers"],
+        "hits": by_status["hit"],
+        "no_match": by_status["no_match"],
+        "invalid_input": by_status["invalid_input"],
+        "failures": by_status["failed"],
+        "retries": totals["retries"],
+        "http_429": totals["http_429"],
+        "cache_hits": tally.cache_hits,
+        "duplicate_rows": tally.duplicates,
+        "credits": tally.credits,
+        "credits_charged": totals["credits"],
+        "unanswered_requests": totals["unanswered"],
+        "lookups": ledger.lookup_counts(run_id, provider.name),
+        "rows": by_status,
+        "stopped": stopped,
+    }

@@ -9,10 +9,6 @@ running it again: same job (input + config), same run id, next session.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,7 +35,8 @@ from pipeline.errors import (
 from pipeline.flow import PlannerThread, merged_batches
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, output_schema
 from pipeline.io.writer import write_batches
-from pipeline.ledger import Ledger, RunRecord
+from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
+from pipeline.ledger import Ledger
 from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
     CONSENT_DATE_COLUMN,
@@ -49,7 +46,7 @@ from pipeline.normalize import (
 )
 from pipeline.plan import PlannedBatch, Planner, RunContext
 from pipeline.providers import Provider, build_providers
-from pipeline.report import FailedRowsFile, write_report
+from pipeline.report import FailedRowsFile, provider_report, write_report
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
@@ -81,11 +78,6 @@ class RunSummary:
     session: int = 1
     credits: int = 0
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def new_run_id(now: datetime) -> str:
-    """Sortable and unique: UTC time plus a little randomness."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def added_columns(config: Config, providers: list[Provider]) -> list[str]:
@@ -188,72 +180,6 @@ def _exit_code_of(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
-    """What makes two runs the same job: the input's content, what is asked of it, and
-    where it goes. Budget, batch size and a lane's pace are not part of it, so a run
-    stopped by its budget or a 429 storm resumes after those are changed."""
-    tuning = {"requests_per_minute", "max_concurrency", "timeout_s", "max_attempts", "api_key_env"}
-    settings = config.providers.enabled()
-    identity = {
-        "input": str(Path(config.input.path).resolve()),
-        "fingerprint": source.fingerprint,
-        "columns": config.input.model_dump(mode="json", exclude={"path"}),
-        "output": str(Path(config.output.path).resolve()),
-        "normalize": config.normalize.model_dump(mode="json"),
-        "providers": {
-            p.name: [p.params(), settings[p.name].model_dump(mode="json", exclude=tuning)]
-            for p in providers
-        },
-    }
-    text = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _remove_stale_temp_outputs(output_path: Path) -> None:
-    """Temp outputs left by runs that were killed (their process is gone)."""
-    for tmp in output_path.parent.glob(f".{output_path.name}.*.tmp"):
-        pid = tmp.name.removeprefix(f".{output_path.name}.").removesuffix(".tmp")
-        if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _provider_report(
-    ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
-) -> dict[str, Any]:
-    totals = ledger.request_totals(run_id, provider.name)
-    rows = tally.as_dict()
-    by_status = rows["rows"]
-    assert isinstance(by_status, dict)
-    return {
-        "requests": totals["requests"],
-        "numbers": totals["numbers"],
-        "hits": by_status["hit"],
-        "no_match": by_status["no_match"],
-        "invalid_input": by_status["invalid_input"],
-        "failures": by_status["failed"],
-        "retries": totals["retries"],
-        "http_429": totals["http_429"],
-        "cache_hits": tally.cache_hits,
-        "duplicate_rows": tally.duplicates,
-        "credits": tally.credits,
-        "credits_charged": totals["credits"],
-        "unanswered_requests": totals["unanswered"],
-        "lookups": ledger.lookup_counts(run_id, provider.name),
-        "rows": by_status,
-        "stopped": stopped,
-    }
-
-
 def run(
     config: Config,
     *,
@@ -315,37 +241,6 @@ def _report_early_failure(
     )
 
 
-def _open_run(
-    ledger: Ledger,
-    job: str,
-    config: Config,
-    config_path: str | None,
-    started: datetime,
-    no_cache: bool,
-) -> RunRecord:
-    previous = ledger.resumable_run(job)
-    if previous is not None:
-        return ledger.resume(previous.run_id)
-    return ledger.start(
-        new_run_id(started),
-        job,
-        config_path=config_path,
-        input_path=str(config.input.path),
-        output_path=str(config.output.path),
-        cache_cutoff=None if no_cache else started.timestamp(),
-    )
-
-
-def _cache_from(record: RunRecord, config: Config) -> dict[str, float | None]:
-    """Per provider: the oldest fetch time an earlier run's answer may have to be reused."""
-    cache: dict[str, float | None] = {}
-    for name, settings in config.providers.enabled().items():
-        days = settings.cache_ttl_days
-        reference = record.cache_cutoff  # the run's start, or None: --no-cache
-        cache[name] = None if reference is None or days <= 0 else reference - days * 86_400
-    return cache
-
-
 def _run_job(
     config: Config,
     config_path: str | None,
@@ -359,14 +254,14 @@ def _run_job(
     no_cache: bool,
     transport: httpx.AsyncBaseTransport | None,
 ) -> RunSummary:
-    record = _open_run(
+    record = open_run(
         ledger, job_id(config, source, providers), config, config_path, started, no_cache
     )
     run_id = record.run_id
     summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
     run_dir = Path(config.run.state_dir) / "runs" / run_id
     output_path = Path(config.output.path)
-    context = RunContext(run_id, record.session, _cache_from(record, config))
+    context = RunContext(run_id, record.session, cache_from(record, config))
     for provider in providers:
         ledger.set_params(provider.name, provider.params())
     tallies = {p.name: ProviderTally() for p in providers}
@@ -387,7 +282,7 @@ def _run_job(
     failed_rows = FailedRowsFile(run_dir)
     engine: Engine | None = None
     try:
-        _remove_stale_temp_outputs(output_path)
+        remove_stale_temp_outputs(output_path)
         transform = _pipeline(config)
         finish = _finisher(config, source, providers)
         with ExitStack() as stack:
@@ -449,7 +344,7 @@ def _run_job(
     finally:
         summary.duration_s = time.monotonic() - clock
         summary.providers = {
-            p.name: _provider_report(ledger, run_id, p, tallies[p.name], stopped[p.name])
+            p.name: provider_report(ledger, run_id, p, tallies[p.name], stopped[p.name])
             for p in providers
         }
         summary.credits = sum(t.credits for t in tallies.values())

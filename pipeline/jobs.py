@@ -1,0 +1,96 @@
+"""Which job a run belongs to, and picking an unfinished run of it up again.
+
+A job is the input's content plus what is asked of it and where it goes. Running
+the same job again resumes its newest unfinished run (same run id, next session);
+once a run finished, the next one is a new run that reuses the ledger's answers
+through the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.io.reader import InputFile
+from pipeline.ledger import Ledger, RunRecord
+from pipeline.providers import Provider
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: UTC time plus a little randomness."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
+    """What makes two runs the same job: the input's content, what is asked of it, and
+    where it goes. Budget, batch size and a lane's pace are not part of it, so a run
+    stopped by its budget or a 429 storm resumes after those are changed."""
+    tuning = {"requests_per_minute", "max_concurrency", "timeout_s", "max_attempts", "api_key_env"}
+    settings = config.providers.enabled()
+    identity = {
+        "input": str(Path(config.input.path).resolve()),
+        "fingerprint": source.fingerprint,
+        "columns": config.input.model_dump(mode="json", exclude={"path"}),
+        "output": str(Path(config.output.path).resolve()),
+        "normalize": config.normalize.model_dump(mode="json"),
+        "providers": {
+            p.name: [p.params(), settings[p.name].model_dump(mode="json", exclude=tuning)]
+            for p in providers
+        },
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def remove_stale_temp_outputs(output_path: Path) -> None:
+    """Temp outputs left by runs that were killed (their process is gone)."""
+    for tmp in output_path.parent.glob(f".{output_path.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{output_path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_run(
+    ledger: Ledger,
+    job: str,
+    config: Config,
+    config_path: str | None,
+    started: datetime,
+    no_cache: bool,
+) -> RunRecord:
+    previous = ledger.resumable_run(job)
+    if previous is not None:
+        return ledger.resume(previous.run_id)
+    return ledger.start(
+        new_run_id(started),
+        job,
+        config_path=config_path,
+        input_path=str(config.input.path),
+        output_path=str(config.output.path),
+        cache_cutoff=None if no_cache else started.timestamp(),
+    )
+
+
+def cache_from(record: RunRecord, config: Config) -> dict[str, float | None]:
+    """Per provider: the oldest fetch time an earlier run's answer may have to be reused."""
+    cache: dict[str, float | None] = {}
+    for name, settings in config.providers.enabled().items():
+        days = settings.cache_ttl_days
+        reference = record.cache_cutoff  # the run's start, or None: --no-cache
+        cache[name] = None if reference is None or days <= 0 else reference - days * 86_400
+    return cache
