@@ -8,19 +8,35 @@ reason from :data:`REJECT_REASONS`, checked in that order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
-from pipeline.phone_metadata import PREFIX_LENGTH, claim_order, leading_digit_claims, region_rule
+from pipeline.phone_metadata import (
+    PREFIX_LENGTH,
+    RegionRule,
+    claim_order,
+    leading_digit_claims,
+    region_rule,
+)
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
     "scientific_notation": "a spreadsheet turned the number into e.g. 2.12E+09; digits are lost",
-    "not_a_phone": "text, letters or symbols that are not part of a phone number, or no digits",
+    "not_a_phone": (
+        "text, letters or symbols that are not part of a phone number, or no digits; "
+        "in a numeric (Parquet) column also a negative number, NaN or infinity"
+    ),
     "foreign_country_code": "an international number whose country code is not 1 (+44 ...)",
     "too_short": "fewer than 10 digits once the +1/1 prefix and the extension are taken off",
-    "too_long": "more than 10 digits once the +1/1 prefix and the extension are taken off",
+    "too_long": (
+        "more than 10 digits once the +1/1 prefix and the extension are taken off "
+        "(a numeric cell of 1e15 or more included)"
+    ),
     "invalid_number": "10 digits that libphonenumber does not accept as a NANP number",
-    "region_not_allowed": "a NANP number of a region not in [normalize] regions (phone_region)",
+    "region_not_allowed": (
+        "a number valid in a NANP region that is not in [normalize] regions (phone_region)"
+    ),
 }
 """Every reason a phone can be rejected for, in the order they are checked."""
 
@@ -45,19 +61,43 @@ _EXTENSION = r"(?i)\s*(?:ext(?:ension)?\.?|x|#)\s*(\d+)$"
 _PHONE_SHAPE = r"(?i)^[0-9\s().+\-/]*?(?:\s*(?:ext(?:ension)?\.?|x|#)\s*[0-9]+)?$"
 
 
+# Below this every integral float is exact and fits an Int64; at or above it a float
+# phone has at least 16 digits (too long) however it is written.
+_FLOAT_LIMIT = 1e15
+
+
 def phone_as_text(column: str, dtype: pl.DataType) -> pl.Expr:
-    """The phone column as text; integral floats (from Parquet/Excel) lose their ``.0``."""
+    """The phone column as text; integral floats (from Parquet/Excel) lose their ``.0``.
+
+    Only null is null: NaN, infinities and huge floats keep a text (``NaN``, ``inf``,
+    ``1e+20``) so that :func:`_numeric_reason` rejects them rather than ``blank``.
+    """
     col = pl.col(column)
     if dtype.is_float():
-        integral = col.is_finite() & (col == col.floor())
+        integral = col.is_finite() & (col.abs() < _FLOAT_LIMIT) & (col == col.floor())
         return (
             pl.when(integral)
             .then(col.cast(pl.Int64, strict=False).cast(pl.String))
-            .when(col.is_finite())
-            .then(col.cast(pl.String))
-            .otherwise(None)
+            .otherwise(col.cast(pl.String))
         )
     return col.cast(pl.String)
+
+
+def _numeric_reason(column: str, dtype: pl.DataType) -> pl.Expr | None:
+    """The reject reasons only a numeric (Parquet) cell can earn, checked before the
+    text ones: a negative number, NaN or infinity is ``not_a_phone``, a float of
+    ``_FLOAT_LIMIT`` or more ``too_long``. None for text columns."""
+    col = pl.col(column)
+    if dtype.is_float():
+        return (
+            pl.when(~col.is_finite() | (col < 0))
+            .then(pl.lit("not_a_phone"))
+            .when(col >= _FLOAT_LIMIT)
+            .then(pl.lit("too_long"))
+        )
+    if dtype.is_signed_integer() or dtype.is_decimal():
+        return pl.when(col < 0).then(pl.lit("not_a_phone"))
+    return None
 
 
 def _valid_in(region: str, national: pl.Expr) -> pl.Expr:
@@ -68,11 +108,16 @@ def _valid_in(region: str, national: pl.Expr) -> pl.Expr:
 
 
 def _claiming_region(frame: pl.LazyFrame, national: pl.Expr, name: str) -> pl.LazyFrame:
-    """Add column ``name``: the region libphonenumber assigns a 10-digit number to.
+    """Add column ``name``, the region libphonenumber assigns a 10-digit number to
+    (``region_code_for_number``), and ``{name}_valid``, whether the number is valid in
+    that region (``is_valid_number``).
 
     Leading-digits regions are resolved by one lookup table indexed by the 4-digit
     prefix (``gather`` streams; ``replace_strict`` does not), type-checked regions
-    by their patterns; then the claim order picks the first that applies.
+    by their patterns; then the claim order picks the first that applies. A
+    type-checked region only claims numbers valid in it; a leading-digits region
+    claims every number with its prefix, so its patterns are looked up by prefix too
+    and each such row is matched against its own region's patterns.
     """
     claims = leading_digit_claims()
     runs = claim_order()
@@ -80,11 +125,24 @@ def _claiming_region(frame: pl.LazyFrame, national: pl.Expr, name: str) -> pl.La
     table = [claims.get(f"{i:0{PREFIX_LENGTH}d}") for i in range(10**PREFIX_LENGTH)]
     prefix = national.str.slice(0, PREFIX_LENGTH).cast(pl.UInt32, strict=False)
     checked = [run[0] for run in runs if region_rule(run[0]).leading_digits is None]
+
+    def by_prefix(values: list[str | None] | list[int | None], dtype: pl.DataType) -> pl.Expr:
+        return pl.lit(pl.Series(values, dtype=dtype)).gather(prefix)
+
+    def patterns(regex: Callable[[RegionRule], str | None]) -> pl.Expr:
+        return by_prefix([None if r is None else regex(region_rule(r)) for r in table], pl.String())
+
+    # Null where the prefix has no leading-digits region, or the region has no
+    # 10-digit type (then the number is not valid there).
+    ld_valid = national.str.contains(patterns(lambda rule: rule.general_regex)) & (
+        national.str.contains(patterns(lambda rule: rule.type_regex))
+    )
     frame = frame.with_columns(
-        pl.lit(pl.Series(table, dtype=pl.String)).gather(prefix).alias(f"{name}_ld"),
-        pl.lit(pl.Series([None if r is None else run_of[r] for r in table], dtype=pl.Int8))
-        .gather(prefix)
-        .alias(f"{name}_ld_run"),
+        by_prefix(table, pl.String()).alias(f"{name}_ld"),
+        by_prefix([None if r is None else run_of[r] for r in table], pl.Int8()).alias(
+            f"{name}_ld_run"
+        ),
+        ld_valid.fill_null(False).alias(f"{name}_ld_valid"),
         *(_valid_in(region, national).alias(f"{name}_{region}") for region in checked),
     )
     region = pl.lit(None, dtype=pl.String)
@@ -95,18 +153,18 @@ def _claiming_region(frame: pl.LazyFrame, national: pl.Expr, name: str) -> pl.La
             cond, value = pl.col(f"{name}_ld_run") == index, pl.col(f"{name}_ld")
         region = pl.when(cond).then(value).otherwise(region)
     frame = frame.with_columns(region.alias(name))
-    return frame.drop(f"{name}_ld", f"{name}_ld_run", *(f"{name}_{r}" for r in checked))
-
-
-def _valid_for_regions(national: pl.Expr, region: pl.Expr, regions: tuple[str, ...]) -> pl.Expr:
-    """A type-checked region only claims valid numbers; a leading-digits region must be checked."""
-    valid = pl.lit(False)
-    for name in regions:
-        in_region = region == name
-        if region_rule(name).leading_digits is not None:
-            in_region = in_region & _valid_in(name, national)
-        valid = valid | in_region
-    return valid.fill_null(False)
+    claimed = pl.col(name)
+    # Claimed by the leading-digits region: valid if its patterns match; claimed by a
+    # type-checked region: valid (that is how it claimed); claimed by none: invalid.
+    valid = (
+        pl.when(claimed == pl.col(f"{name}_ld"))
+        .then(pl.col(f"{name}_ld_valid"))
+        .otherwise(claimed.is_not_null())
+    )
+    frame = frame.with_columns(valid.alias(f"{name}_valid"))
+    return frame.drop(
+        f"{name}_ld", f"{name}_ld_run", f"{name}_ld_valid", *(f"{name}_{r}" for r in checked)
+    )
 
 
 def normalize_phones(
@@ -151,11 +209,17 @@ def normalize_phones(
     national = pl.col(f"{t}_national")
     frame = _claiming_region(frame, national, f"{t}_region")
     region = pl.col(f"{t}_region")
+    # Valid in the region that claims it (libphonenumber's is_valid_number).
+    valid_there = pl.col(f"{t}_region_valid")
     raw = pl.col(f"{t}_text")
-    valid = _valid_for_regions(national, region, regions)
+    numeric = _numeric_reason(column, dtype)
+    if numeric is None:
+        numeric = pl.lit(None, dtype=pl.String)
     reason = (
         pl.when(raw.is_null() | (raw == ""))
         .then(pl.lit("blank"))
+        .when(numeric.is_not_null())
+        .then(numeric)
         .when(raw.str.contains(_SCIENTIFIC))
         .then(pl.lit("scientific_notation"))
         .when(pl.col(f"{t}_symbols") | (pl.col(f"{t}_len") == 0))
@@ -166,9 +230,9 @@ def normalize_phones(
         .then(pl.lit("too_short"))
         .when(pl.col(f"{t}_len") > 10)
         .then(pl.lit("too_long"))
-        .when(valid)
+        .when(valid_there & region.is_in(list(regions)))
         .then(pl.lit(None, dtype=pl.String))
-        .when(region.is_not_null() & ~region.is_in(list(regions)))
+        .when(valid_there)
         .then(pl.lit("region_not_allowed"))
         .otherwise(pl.lit("invalid_number"))
     )

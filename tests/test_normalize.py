@@ -162,6 +162,10 @@ REJECT_CASES: list[tuple[object, str]] = [
     ("(212) 123-0123", "invalid_number"),
     ("555-555-0123", "invalid_number"),
     ("+1 000 555 0123", "invalid_number"),
+    # Caribbean area codes (claimed by leading digits) but not valid there.
+    ("876-123-4567", "invalid_number"),
+    ("+1 242 100 0123", "invalid_number"),
+    ("1 787 055 0123", "invalid_number"),
     ("876 555 0123", "region_not_allowed"),
     ("+1 (787) 555-0123", "region_not_allowed"),
     ("242-357-0123", "region_not_allowed"),
@@ -347,7 +351,7 @@ def test_float64_column() -> None:
     assert out["phone_e164"].to_list() == ["+12125550123", None, None, "+12125550123", None, None]
     assert out["phone_reject_reason"].to_list() == [
         None,
-        "blank",
+        "not_a_phone",
         "blank",
         None,
         "too_short",
@@ -368,8 +372,101 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     for column in ("as_int", "as_float"):
         out = normalize_phones(pl.scan_parquet(path), column).collect()
         assert out["phone_e164"].to_list() == ["+12125550123", None, "+14165550123"], column
-        assert out["phone_reject_reason"].to_list() == [None, "blank", None], column
+        reason = "blank" if column == "as_int" else "not_a_phone"
+        assert out["phone_reject_reason"].to_list() == [None, reason, None], column
         assert out["phone_region"].to_list() == ["US", None, "CA"], column
+
+
+# A numeric cell is a phone only if it is a non-negative whole number: NaN, infinities
+# and negative numbers are not_a_phone, anything of 16 or more digits too_long (even
+# past Int64's range), never blank (only null is) and never a made-up number.
+FLOAT_CASES: list[tuple[float | None, str | None]] = [
+    (2125550123.0, None),
+    (12125550123.0, None),
+    (None, "blank"),
+    (math.nan, "not_a_phone"),
+    (math.inf, "not_a_phone"),
+    (-math.inf, "not_a_phone"),
+    (-2125550123.0, "not_a_phone"),
+    (-12125550123.0, "not_a_phone"),
+    (-1.0, "not_a_phone"),
+    (1e20, "too_long"),
+    (1e15, "too_long"),
+    (999_999_999_999_999.0, "too_long"),
+    (9.3e18, "too_long"),
+    (2.0**63, "too_long"),
+    (2.0**64, "too_long"),
+    (1.7976931348623157e308, "too_long"),
+    (212555012345.0, "too_long"),
+    (0.0, "too_short"),
+    (-0.0, "too_short"),
+    (5550123.0, "too_short"),
+    (1230123456.0, "invalid_number"),
+    (8761234567.0, "invalid_number"),
+    (8765550123.0, "region_not_allowed"),
+]
+INT_CASES: list[tuple[int | None, str | None]] = [
+    (2125550123, None),
+    (12125550123, None),
+    (None, "blank"),
+    (2**63 - 1, "too_long"),
+    (-(2**63), "not_a_phone"),
+    (-2125550123, "not_a_phone"),
+    (-12125550123, "not_a_phone"),
+    (-1, "not_a_phone"),
+    (0, "too_short"),
+    (212555012345, "too_long"),
+    (1230123456, "invalid_number"),
+    (8761234567, "invalid_number"),
+    (8765550123, "region_not_allowed"),
+]
+
+
+def _check_numeric_cases(
+    out: pl.DataFrame, cases: list[tuple[object, str | None]], what: str
+) -> None:
+    assert out["phone_reject_reason"].to_list() == [reason for _, reason in cases], what
+    for (value, reason), row in zip(cases, out.iter_rows(named=True), strict=True):
+        assert_row_invariants({**row, "phone": value}, DEFAULT_REGIONS)
+        if reason is None:
+            assert row["phone_normalized"] == "2125550123", (what, value)
+            assert row["phone_e164"] == "+12125550123", (what, value)
+
+
+def test_numeric_edge_cases_from_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "numeric.parquet"
+    floats = pl.Series("f64", [value for value, _ in FLOAT_CASES], dtype=pl.Float64)
+    ints = pl.Series("i64", [value for value, _ in INT_CASES], dtype=pl.Int64)
+    pl.DataFrame([floats]).write_parquet(path)
+    out = normalize_phones(pl.scan_parquet(path), "f64").collect()
+    assert out.schema["f64"] == pl.Float64
+    _check_numeric_cases(out, FLOAT_CASES, "Float64")
+    pl.DataFrame([ints]).write_parquet(path)
+    out = normalize_phones(pl.scan_parquet(path), "i64").collect()
+    _check_numeric_cases(out, INT_CASES, "Int64")
+
+
+def test_other_numeric_types_from_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "numeric.parquet"
+    pl.DataFrame(
+        {
+            "u64": pl.Series([2**64 - 1, 2125550123, 0], dtype=pl.UInt64),
+            "i32": pl.Series([-2125550, 2125550, None], dtype=pl.Int32),
+            "f32": pl.Series([math.nan, -math.inf, 3e38], dtype=pl.Float32),
+            "dec": pl.Series(["-2125550123.00", "2125550123.00", None], dtype=pl.Decimal(12, 2)),
+        }
+    ).write_parquet(path)
+    want = {
+        "u64": ["too_long", None, "too_short"],
+        "i32": ["not_a_phone", "too_short", "blank"],
+        "f32": ["not_a_phone", "not_a_phone", "too_long"],
+        "dec": ["not_a_phone", None, "blank"],
+    }
+    for column, reasons in want.items():
+        out = normalize_phones(pl.scan_parquet(path), column).collect()
+        assert out["phone_reject_reason"].to_list() == reasons, column
+        for row in out.iter_rows(named=True):
+            assert_row_invariants({**row, "phone": row[column]}, DEFAULT_REGIONS)
 
 
 # --------------------------------------------------- agreement with libphonenumber
@@ -441,8 +538,13 @@ def assert_agrees_with_libphonenumber(numbers: list[str], regions: tuple[str, ..
         elif digits.startswith("011"):
             # Read as the international prefix 011, not as an area code.
             assert row["phone_reject_reason"] in ("foreign_country_code", "too_short"), row
+        elif libphonenumber(digits)[0]:
+            # Valid where it belongs, only not allowed here.
+            assert row["phone_reject_reason"] == "region_not_allowed", (digits, regions, row)
+            assert row["phone_region"] == region not in regions, (digits, row)
         else:
-            assert row["phone_reject_reason"] in ("invalid_number", "region_not_allowed"), row
+            assert row["phone_reject_reason"] == "invalid_number", (digits, regions, row)
+            assert row["phone_region"] is None, (digits, row)
 
 
 REGION_SETS = [DEFAULT_REGIONS, OTHER_REGIONS]
@@ -647,6 +749,53 @@ def test_normalizing_twice_on_fixed_examples() -> None:
         assert again["phone_normalized"].to_list() == first["phone_normalized"].to_list()
         assert again["phone_e164"].to_list() == first["phone_e164"].to_list()
         assert again["phone_valid"].all()
+
+
+@settings(SETTINGS, max_examples=60)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(0, 10**12).map(float),
+            st.sampled_from([math.nan, math.inf, -math.inf, 1e15, 2.0**63, -0.0]),
+            biased_numbers.map(float),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_float_column_reads_like_its_digits(
+    tmp_path_factory: pytest.TempPathFactory, values: list[float | None]
+) -> None:
+    """A Float64 Parquet column gets what the same whole number as text gets; anything
+    else gets the reason of its kind, never ``blank`` nor a phone."""
+    path = tmp_path_factory.mktemp("floats") / "floats.parquet"
+    pl.DataFrame({"phone": pl.Series(values, dtype=pl.Float64)}).write_parquet(path)
+    out = normalize_phones(pl.scan_parquet(path), "phone").collect()
+    whole = [
+        None
+        if v is None or not math.isfinite(v) or v < 0 or v >= 1e15 or v != int(v)
+        else str(int(v))
+        for v in values
+    ]
+    as_text = normalize([w if w is not None else "" for w in whole])
+    for value, text, row, text_row in zip(
+        values, whole, out.iter_rows(named=True), as_text.iter_rows(named=True), strict=True
+    ):
+        assert_row_invariants(row, DEFAULT_REGIONS)
+        reason = row["phone_reject_reason"]
+        if value is None:
+            assert reason == "blank"
+        elif math.isnan(value) or math.isinf(value) or value < 0:
+            assert reason == "not_a_phone", value
+        elif value >= 1e15:
+            assert reason == "too_long", value
+        elif text is not None:
+            for column in ("phone_normalized", "phone_reject_reason", "phone_region"):
+                assert row[column] == text_row[column], (value, column)
+        else:  # a fraction: never a phone
+            assert reason not in (None, "blank"), value
 
 
 # ------------------------------------------------------------------------ regions

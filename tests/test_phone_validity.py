@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import phonenumbers
 import polars as pl
 import pytest
@@ -25,8 +27,21 @@ def normalize(values: list[object], regions: tuple[str, ...] = ("US", "CA")) -> 
     return normalize_phones(pl.DataFrame({"p": values}).lazy(), "p", regions).collect()
 
 
+def nanp(digits: str) -> phonenumbers.PhoneNumber:
+    """``digits`` as a +1 number, leading zeros kept (``0003101234`` is not 310-1234)."""
+    zeros = len(digits) - len(str(int(digits)))
+    number = phonenumbers.PhoneNumber(
+        country_code=1,
+        national_number=int(digits),
+        italian_leading_zero=True if zeros else None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+    assert phonenumbers.national_significant_number(number) == digits
+    return number
+
+
 def expected(digits: str, regions: tuple[str, ...]) -> tuple[bool, str | None]:
-    number = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    number = nanp(digits)
     region = phonenumbers.region_code_for_number(number)
     return phonenumbers.is_valid_number(number) and region in regions, region
 
@@ -51,6 +66,71 @@ def test_validity_and_region_agree_with_libphonenumber(
         assert valid == want_valid, digits
         if valid:
             assert region == want_region, digits
+
+
+# Caribbean area codes are claimed by their leading digits whether or not the rest is
+# valid there: with a random exchange and line many such numbers are invalid.
+LEADING_DIGIT_AREA_CODES = [
+    code
+    for code in NANP_AREA_CODES
+    if phonenumbers.region_code_for_number(nanp(code + "2345678")) not in ("US", "CA")
+]
+REGION_SUBSETS = st.sets(st.sampled_from(NANP_REGIONS), min_size=1).map(
+    lambda regions: tuple(sorted(regions))
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    numbers=st.lists(
+        st.one_of(
+            TEN_DIGITS,
+            st.builds(
+                lambda a, rest: a + rest,
+                st.sampled_from(LEADING_DIGIT_AREA_CODES),
+                st.from_regex(r"\A[0-9]{7}\Z"),
+            ),
+        ),
+        min_size=20,
+        max_size=150,
+    ),
+    regions=REGION_SUBSETS,
+)
+def test_reject_reason_of_ten_digits_agrees_with_libphonenumber(
+    numbers: list[str], regions: tuple[str, ...]
+) -> None:
+    """``region_not_allowed`` only for a number valid in the region that claims it,
+    ``invalid_number`` for one valid nowhere, for any set of allowed regions."""
+    out = normalize(list(numbers), regions)
+    for digits, row in zip(numbers, out.iter_rows(named=True), strict=True):
+        number = nanp(digits)
+        valid = phonenumbers.is_valid_number(number)
+        region = phonenumbers.region_code_for_number(number)
+        reason = row["phone_reject_reason"]
+        if digits.startswith("011"):  # read as the international prefix 011
+            assert reason in ("foreign_country_code", "too_short"), (digits, row)
+        elif valid and region in regions:
+            assert reason is None and row["phone_region"] == region, (digits, regions, row)
+        elif valid:
+            assert reason == "region_not_allowed", (digits, regions, row)
+            assert row["phone_region"] == region, (digits, regions, row)
+            assert phonenumbers.is_valid_number_for_region(number, region)
+        else:
+            assert reason == "invalid_number", (digits, regions, region, row)
+            assert row["phone_region"] is None, (digits, row)
+
+
+def test_invalid_caribbean_number_is_invalid_not_region_not_allowed() -> None:
+    # The brief's examples: valid Canadian but only US allowed; Caribbean prefixes
+    # whose rest is invalid there.
+    out = normalize(["416-555-0123", "416-123-4567", "876-123-4567", "876-555-0123"], ("US",))
+    assert out["phone_reject_reason"].to_list() == [
+        "region_not_allowed",
+        "invalid_number",
+        "invalid_number",
+        "region_not_allowed",
+    ]
+    assert out["phone_region"].to_list() == ["CA", None, None, "JM"]
 
 
 FORMATS = [
@@ -123,7 +203,7 @@ REASON_CASES = {
     "foreign_country_code": ["+44 20 7946 0958", "011 44 20 7946 0958", "+61 2 9876 5432"],
     "too_short": ["345-6789", "+1 212 345 678", "12"],
     "too_long": ["212345678901234", "22123456789", "+1 212 345 67890"],
-    "invalid_number": ["123-456-7890", "(011) 234-5678", "212-123-4567"],
+    "invalid_number": ["123-456-7890", "(011) 234-5678", "212-123-4567", "876-123-4567"],
     "region_not_allowed": ["876-234-5678", "+1 242 345 6789"],
 }
 
@@ -153,7 +233,38 @@ def test_numeric_columns_from_parquet() -> None:
     floats = pl.DataFrame({"p": [2123456789.0, float("nan"), None, 2123456789.5]})
     out = normalize_phones(floats.lazy(), "p").collect()
     assert out["phone_normalized"].to_list() == ["2123456789", None, None, None]
-    assert out["phone_reject_reason"].to_list() == [None, "blank", "blank", "too_long"]
+    assert out["phone_reject_reason"].to_list() == [None, "not_a_phone", "blank", "too_long"]
+
+
+def test_numeric_extremes_from_a_parquet_file(tmp_path: Path) -> None:
+    path = tmp_path / "extremes.parquet"
+    pl.DataFrame(
+        {
+            "f": [1e20, float("inf"), float("-inf"), float("nan"), -2123456789.0, None],
+            "i": [2**63 - 1, -(2**63), 10**15, -2123456789, -1, None],
+        },
+        schema={"f": pl.Float64, "i": pl.Int64},
+    ).write_parquet(path)
+    out = normalize_phones(pl.scan_parquet(path), "f").collect()
+    assert out["phone_reject_reason"].to_list() == [
+        "too_long",
+        "not_a_phone",
+        "not_a_phone",
+        "not_a_phone",
+        "not_a_phone",
+        "blank",
+    ]
+    assert out["phone_normalized"].null_count() == out.height
+    out = normalize_phones(pl.scan_parquet(path), "i").collect()
+    assert out["phone_reject_reason"].to_list() == [
+        "too_long",
+        "not_a_phone",
+        "too_long",
+        "not_a_phone",
+        "not_a_phone",
+        "blank",
+    ]
+    assert out["phone_normalized"].null_count() == out.height
 
 
 def test_the_plan_has_no_python_udf() -> None:
