@@ -59,7 +59,6 @@ class ProviderTally:
     credits: int = 0
     cache_hits: int = 0
     duplicates: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {

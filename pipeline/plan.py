@@ -47,8 +47,6 @@ class ProviderPlan:
     keys: pl.DataFrame
     """Per row: ROW_NUMBER, KEY, REFUSED (in batch order)."""
     waits: list[Ticket]
-    submitted: int = 0
-    reused: int = 0
 
 
 @dataclass
@@ -112,14 +110,12 @@ class Planner:
                 first_rows[key] = row
         known = self._answered(provider, unknown)
         new = [(key, first_rows[key]) for key in unknown if key not in known]
-        plan.reused = len(unknown) - len(new)
         if new:
             assert self.engine is not None
             ticket = self.engine.submit(provider.name, new)
             waits[id(ticket)] = ticket
             for key, _ in new:
                 in_flight[key] = ticket
-            plan.submitted = len(new)
         plan.waits = list(waits.values())
         return plan
 

@@ -83,7 +83,6 @@ class Lane:
         self.pacer = pacer or Pacer(settings.requests_per_minute)
         self.batch_size = provider.batch_size
         self.stopped: str | None = None
-        self.sizes: list[int] = []
         self._rng = rng or random.Random()
         self._queue: deque[Pending] = deque()
         self._input_done = False
@@ -193,7 +192,6 @@ class Lane:
         request.extensions["timeout"] = self._timeout
         name = self.provider.name
         self.sink.log_sent(request_id, name, attempt, len(keys))
-        self.sizes.append(len(keys))
         sent_at = time.time()
         started = time.monotonic()
         status: int | None = None

@@ -38,8 +38,6 @@ KEY = "__pe_key"
 REFUSED = "__pe_refused"
 """Column :meth:`Provider.plan` fills with why a row is ``invalid_input`` before any call."""
 
-SETTLED_STATUSES = ("hit", "no_match", "invalid_input")
-
 
 class Outcome(NamedTuple):
     """The provider's answer for one key (a tuple: a response can carry a thousand)."""
