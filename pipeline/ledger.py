@@ -133,7 +133,7 @@ class RequestLog:
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(conn)
         # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
         # costs no fsync per answer.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -142,6 +142,20 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()  # e.g. not a database: do not leak the handle
         raise
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. Two processes opening a brand-new file race for the switch, and
+    SQLite answers the loser "database is locked" at once, without its busy timeout,
+    so the loser waits a moment and asks again (the winner's switch then holds)."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 + 0.01 * attempt)
 
 
 class Ledger:
