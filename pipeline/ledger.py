@@ -115,6 +115,31 @@ class Answer(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Columns:
+    """Answers by column (a response carries up to a thousand; no object per answer)."""
+
+    keys: list[str]
+    statuses: list[str]
+    answers: list[dict[str, Any] | str | None]
+    errors: list[str | None]
+    credits: list[int]
+    first_rows: list[int]
+
+    @classmethod
+    def of(cls, answers: list[Answer]) -> Columns:
+        if not answers:
+            return cls([], [], [], [], [], [])
+        keys, statuses, values, errors, credits, rows = map(list, zip(*answers, strict=True))
+        return cls(keys, statuses, values, errors, credits, rows)
+
+    @classmethod
+    def failed(cls, keys: list[str], first_rows: list[int], reason: str) -> Columns:
+        count = len(keys)
+        return cls(keys, ["failed"] * count, [None] * count, [reason] * count, [0] * count,
+                   first_rows)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RequestLog:
     """What one HTTP request did, for the requests table."""
 
@@ -128,6 +153,13 @@ class RequestLog:
     credits: int
     latency_ms: float | None
     error: str | None
+
+
+class Response(NamedTuple):
+    """One response to record: its request line and its answers."""
+
+    log: RequestLog
+    columns: Columns
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -299,52 +331,67 @@ class Ledger:
 
     def commit(self, log: RequestLog, answers: Iterable[Answer], run_id: str, session: int) -> None:
         """Record one response: its request line and every answer it carried, atomically."""
+        self.commit_many([Response(log, Columns.of(list(answers)))], run_id, session)
+
+    def commit_many(self, responses: Sequence[Response], run_id: str, session: int) -> None:
+        """Record several responses in one transaction (each with all its answers).
+
+        One transaction per group rather than per response: the lanes hand over
+        whatever arrived while the previous group was being written.
+        """
         now = time.time()
-        dumps = _ENCODE
-        rows = [
-            (a.key, a.status, a.answer if a.answer is None or isinstance(a.answer, str)
-             else dumps(a.answer), a.error, a.credits, a.first_row)
-            for a in answers
-        ]  # fmt: skip
         conn = self.conn
         conn.execute("BEGIN")
         try:
-            conn.execute(
-                "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
-                " numbers, sent_at, http_status, outcome, credits, latency_ms, error)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    log.request_id,
-                    run_id,
-                    session,
-                    log.provider,
-                    log.attempt,
-                    log.numbers,
-                    log.sent_at,
-                    log.http_status,
-                    log.outcome,
-                    log.credits,
-                    log.latency_ms,
-                    log.error,
-                ),
-            )
-            if rows:
-                # What every row shares is written into the statement once: binding it
-                # per row costs more than the insert itself at 1,000 answers a response.
-                params = self._params[log.provider]
-                conn.executemany(
-                    "INSERT OR REPLACE INTO lookups (provider, params, key, run_id, session,"
-                    " status, answer, error, credits, request_id, first_row, fetched_at)"
-                    f" VALUES ('{_quote(log.provider)}', '{_quote(params)}', ?1,"
-                    f" '{_quote(run_id)}', {int(session)}, ?2, ?3, ?4, ?5,"
-                    f" CASE WHEN ?2 = 'failed' THEN NULL ELSE '{_quote(log.request_id)}' END,"
-                    f" ?6, {float(now)!r})",
-                    rows,
-                )
+            for response in responses:
+                self._insert(conn, response, run_id, session, now)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _insert(
+        self, conn: sqlite3.Connection, response: Response, run_id: str, session: int, now: float
+    ) -> None:
+        log, cols = response
+        conn.execute(
+            "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
+            " numbers, sent_at, http_status, outcome, credits, latency_ms, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                log.request_id,
+                run_id,
+                session,
+                log.provider,
+                log.attempt,
+                log.numbers,
+                log.sent_at,
+                log.http_status,
+                log.outcome,
+                log.credits,
+                log.latency_ms,
+                log.error,
+            ),
+        )
+        if not cols.keys:
+            return
+        dumps = _ENCODE
+        answers = [a if a is None or isinstance(a, str) else dumps(a) for a in cols.answers]
+        # What every row shares is written into the statement once: binding it per
+        # row costs more than the insert itself at 1,000 answers a response.
+        params = self._params[log.provider]
+        conn.executemany(
+            "INSERT OR REPLACE INTO lookups (provider, params, key, run_id, session,"
+            " status, answer, error, credits, request_id, first_row, fetched_at)"
+            f" VALUES ('{_quote(log.provider)}', '{_quote(params)}', ?1,"
+            f" '{_quote(run_id)}', {int(session)}, ?2, ?3, ?4, ?5,"
+            f" CASE WHEN ?2 = 'failed' THEN NULL ELSE '{_quote(log.request_id)}' END,"
+            f" ?6, {float(now)!r})",
+            zip(
+                cols.keys, cols.statuses, answers, cols.errors, cols.credits, cols.first_rows,
+                strict=True,
+            ),
+        )  # fmt: skip
 
     def set_params(self, provider: str, params: str) -> None:
         """The parameter signature answers of ``provider`` are filed under in this run."""

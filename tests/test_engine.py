@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pipeline.engine.engine import Engine
+from pipeline.engine.lane import Batch, Ticket
 from pipeline.engine.pacer import Pacer
 from pipeline.ledger import Ledger
 from pipeline.provider_config import TcpaAuthoritySettings
@@ -147,3 +148,16 @@ def test_429_pauses_the_lane_for_retry_after_and_slows_it() -> None:
 
     waited, slowed, recovered = anyio.run(scenario)
     assert waited >= 0.39 and slowed == pytest.approx(0.7) and recovered == pytest.approx(1.0)
+
+
+def test_a_split_batch_keeps_each_key_with_its_ticket() -> None:
+    first, second = Ticket(3), Ticket(2)
+    batch = Batch([f"k{i}" for i in range(5)], [1, 2, 3, 4, 5], [(first, 3), (second, 2)])
+    left, right = batch.halves()
+    assert (left.keys, left.rows) == (["k0", "k1"], [1, 2])
+    assert (right.keys, right.rows) == (["k2", "k3", "k4"], [3, 4, 5])
+    assert left.parts == [(first, 2)] and right.parts == [(first, 1), (second, 2)]
+    left.settle()
+    assert not first.future.done()
+    right.settle()
+    assert first.future.done() and second.future.done()

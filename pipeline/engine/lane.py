@@ -1,11 +1,14 @@
 """One provider's lane: batch the keys it is given, pace and bound the requests, retry
 what is worth retrying, split refused batches, and commit every answer as it arrives.
 
-Errors are classified once, by class (:mod:`pipeline.errors`), and handled in one
+Errors are classified once, by class (:mod:`pipeline.errors`), and acted on in one
 place (:meth:`Lane._exchange`): transient ones are retried with exponential backoff
 and full jitter (Retry-After honoured, 429 also slows the pacer), a refused batch is
 halved until the bad keys stand alone (each becomes ``invalid_input``), terminal
 ones fail their keys, and a refused key (401/403) stops the lane for the run.
+
+Keys travel in lists (segments of a submission, batches of segments), never one
+object per key: at a thousand keys a request that is most of the engine's cost.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
@@ -27,12 +31,11 @@ from pipeline.errors import (
     BadRequestError,
     LaneStoppedError,
     ProviderError,
-    TerminalError,
     TransientError,
 )
-from pipeline.ledger import Answer, RequestLog
+from pipeline.ledger import Columns, RequestLog
 from pipeline.provider_config import ProviderSettings
-from pipeline.providers.base import Provider
+from pipeline.providers.base import Provider, Reply
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -50,17 +53,47 @@ class Ticket:
         if count == 0:
             self.future.set_result(None)
 
-    def settle(self, count: int = 1) -> None:
+    def settle(self, count: int) -> None:
         self.remaining -= count
         if self.remaining <= 0 and not self.future.done():
             self.future.set_result(None)
 
 
-@dataclass(frozen=True)
-class Pending:
-    key: str
-    first_row: int
+@dataclass
+class Batch:
+    """Keys going out in one request, their first rows, and whose tickets they are."""
+
+    keys: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    parts: list[tuple[Ticket, int]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        for ticket, count in self.parts:
+            ticket.settle(count)
+
+    def halves(self) -> tuple[Batch, Batch]:
+        middle = len(self.keys) // 2
+        first, second = (
+            Batch(self.keys[:middle], self.rows[:middle]),
+            Batch(self.keys[middle:], self.rows[middle:]),
+        )
+        left = middle
+        for ticket, count in self.parts:
+            take = min(left, count)
+            if take:
+                first.parts.append((ticket, take))
+            if count - take:
+                second.parts.append((ticket, count - take))
+            left -= take
+        return first, second
+
+
+@dataclass
+class _Segment:
+    keys: list[str]
+    rows: list[int]
     ticket: Ticket
+    start: int = 0
 
 
 class Lane:
@@ -84,24 +117,29 @@ class Lane:
         self.batch_size = provider.batch_size
         self.stopped: str | None = None
         self._rng = rng or random.Random()
-        self._queue: deque[Pending] = deque()
+        self._queue: deque[_Segment] = deque()
+        self._queued = 0
         self._input_done = False
         self._flush_for: Ticket | None = None
         self._wake = anyio.Event()
         self._slots = anyio.Semaphore(settings.max_concurrency)
         self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
+        self._tg: TaskGroup | None = None
 
     # -- called by the planner (through the portal) ---------------------------------
 
     def submit(self, items: Sequence[tuple[str, int]]) -> Ticket:
         """Queue lookups (key, first row); the ticket is done when all are committed."""
         ticket = Ticket(len(items), self)
-        if self.stopped is not None:
+        if self.stopped is not None or not items:
             ticket.queued = 0
             ticket.settle(len(items))
-        else:
-            self._queue.extend(Pending(key, row, ticket) for key, row in items)
-            self._wake.set()
+            return ticket
+        keys = [key for key, _ in items]
+        rows = [row for _, row in items]
+        self._queue.append(_Segment(keys, rows, ticket))
+        self._queued += len(keys)
+        self._wake.set()
         return ticket
 
     def flush_through(self, ticket: Ticket) -> None:
@@ -116,53 +154,6 @@ class Lane:
         self._input_done = True
         self._wake.set()
 
-    # -- the lane itself -----------------------------------------------------------
-
-    async def run(self) -> None:
-        """Dispatch batches until the input is done and every request has finished."""
-        async with anyio.create_task_group() as tg:
-            while True:
-                if self.stopped is not None:
-                    self._drop_queue()
-                if self._ready():
-                    await self._slots.acquire()
-                    await self.pacer.acquire()
-                    batch = self._take()
-                    if not batch:  # the lane stopped while we waited for a slot
-                        self.pacer.release(answered=False)
-                        self._slots.release()
-                        continue
-                    tg.start_soon(self._exchange, batch, 1, True)
-                elif self._input_done and not self._queue:
-                    break
-                else:
-                    self._wake = anyio.Event()
-                    await self._wake.wait()
-
-    def _ready(self) -> bool:
-        queued = len(self._queue)
-        if queued >= self.batch_size:
-            return True
-        if queued == 0:
-            return False
-        if self._input_done:
-            return True
-        waiting = self._flush_for
-        return waiting is not None and waiting.queued > 0
-
-    def _take(self) -> list[Pending]:
-        count = min(self.batch_size, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(count)]
-        for item in batch:
-            item.ticket.queued -= 1
-        return batch
-
-    def _drop_queue(self) -> None:
-        while self._queue:
-            item = self._queue.popleft()
-            item.ticket.queued -= 1
-            item.ticket.settle()
-
     def stop(self, reason: str) -> None:
         """Refuse everything from now on; queued keys are left for a later run."""
         if self.stopped is None:
@@ -170,23 +161,124 @@ class Lane:
         self._drop_queue()
         self._wake.set()
 
-    async def _exchange(self, batch: list[Pending], attempt: int, holding: bool) -> None:
-        """Send ``batch`` once (acquiring a slot unless ``holding`` one) and act on the result."""
-        if not holding:
-            await self._slots.acquire()
-            await self.pacer.acquire()
-        try:
-            if self.stopped is not None:
-                self.pacer.release(answered=False)
-                for item in batch:
-                    item.ticket.settle()
-                return
-            await self._attempt(batch, attempt)
-        finally:
-            self._slots.release()
+    # -- the lane itself -----------------------------------------------------------
 
-    async def _attempt(self, batch: list[Pending], attempt: int) -> None:
-        keys = [item.key for item in batch]
+    async def run(self) -> None:
+        """Dispatch batches until the input is done and every request has finished."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            while True:
+                if self.stopped is not None:
+                    self._drop_queue()
+                if self._ready():
+                    await self._slots.acquire()
+                    await self.pacer.acquire()
+                    batch = self._take()
+                    if not batch.keys:  # the lane stopped while we waited for a slot
+                        self.pacer.release(answered=False)
+                        self._slots.release()
+                        continue
+                    tg.start_soon(self._exchange, batch, True)
+                elif self._input_done and not self._queued:
+                    break
+                else:
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+
+    def _ready(self) -> bool:
+        if self._queued >= self.batch_size:
+            return True
+        if self._queued == 0:
+            return False
+        if self._input_done:
+            return True
+        waiting = self._flush_for
+        return waiting is not None and waiting.queued > 0
+
+    def _take(self) -> Batch:
+        batch = Batch()
+        want = self.batch_size
+        while want and self._queue:
+            segment = self._queue[0]
+            end = min(len(segment.keys), segment.start + want)
+            taken = end - segment.start
+            batch.keys.extend(segment.keys[segment.start : end])
+            batch.rows.extend(segment.rows[segment.start : end])
+            batch.parts.append((segment.ticket, taken))
+            segment.ticket.queued -= taken
+            segment.start = end
+            want -= taken
+            if end == len(segment.keys):
+                self._queue.popleft()
+        self._queued -= len(batch.keys)
+        return batch
+
+    def _drop_queue(self) -> None:
+        while self._queue:
+            segment = self._queue.popleft()
+            left = len(segment.keys) - segment.start
+            segment.ticket.queued -= left
+            segment.ticket.settle(left)
+        self._queued = 0
+
+    async def _exchange(self, batch: Batch, holding: bool) -> None:
+        """Send ``batch`` until it is answered, refused, given up on or the lane stops."""
+        attempt = 1
+        while True:
+            if not holding:
+                await self._slots.acquire()
+                await self.pacer.acquire()
+            holding = False
+            try:
+                if self.stopped is not None:
+                    self.pacer.release(answered=False)
+                    batch.settle()
+                    return
+                log, reply, error = await self._attempt(batch, attempt)
+                if isinstance(error, LaneStoppedError):
+                    self.stop(str(error))  # before the slot goes to the next request
+            finally:
+                self._slots.release()  # the commit below need not hold a request slot
+            if reply is not None:
+                columns = Columns(
+                    batch.keys, reply.statuses, reply.answers, reply.error_list(), reply.credits,
+                    batch.rows,
+                )  # fmt: skip
+                await self.sink.commit(log, columns)
+            elif isinstance(error, TransientError) and attempt < self.settings.max_attempts:
+                await self.sink.commit(log, None)
+                ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+                delay = self._rng.uniform(0, ceiling)  # "full jitter"
+                if error.retry_after is not None:
+                    delay = max(delay, error.retry_after)
+                await anyio.sleep(delay)
+                attempt += 1
+                continue
+            elif isinstance(error, BadRequestError) and len(batch.keys) > 1:
+                await self.sink.commit(log, None)
+                assert self._tg is not None
+                for half in batch.halves():
+                    self._tg.start_soon(self._exchange, half, False)
+                return
+            elif isinstance(error, BadRequestError):
+                refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)], [0],
+                                  batch.rows)  # fmt: skip
+                await self.sink.commit(log, refused)
+            elif isinstance(error, LaneStoppedError):
+                await self.sink.commit(log, None)
+            else:
+                reason = str(error)
+                if isinstance(error, TransientError):
+                    reason = f"gave up after {attempt} attempts: {error}"
+                await self.sink.commit(log, Columns.failed(batch.keys, batch.rows, reason))
+            batch.settle()
+            return
+
+    async def _attempt(
+        self, batch: Batch, attempt: int
+    ) -> tuple[RequestLog, Reply | None, ProviderError | None]:
+        """One HTTP request: its log line, and the reply or the classified error."""
+        keys = batch.keys
         request_id = uuid.uuid4().hex
         request = self.provider.request(keys, request_id)
         request.extensions["timeout"] = self._timeout
@@ -208,88 +300,21 @@ class Lane:
                 raise TransientError(f"{name}: connection failed: {type(exc).__name__}") from None
         except ProviderError as error:
             self.pacer.release(answered=False)
+            if isinstance(error, TransientError) and error.status == 429:
+                self.pacer.throttle(error.retry_after)
             latency = (time.monotonic() - started) * 1000
             log = RequestLog(
                 request_id, name, attempt, len(keys), sent_at, status,
                 _outcome_name(error), 0, latency, str(error),
             )  # fmt: skip
-            await self._handle(error, batch, attempt, log)
-            return
+            return log, None, error
         self.pacer.release(answered=True)
         latency = (time.monotonic() - started) * 1000
         log = RequestLog(
             request_id, name, attempt, len(keys), sent_at, status, "answered",
-            reply.credits, latency, None,
+            sum(reply.credits), latency, None,
         )  # fmt: skip
-        by_key = {item.key: item for item in batch}
-        answers = [
-            Answer(o.key, o.status, o.answer, o.error, o.credits, by_key[o.key].first_row)
-            for o in reply.outcomes
-        ]
-        await self.sink.commit(log, answers)
-        self._settle(batch)
-
-    async def _handle(
-        self, error: ProviderError, batch: list[Pending], attempt: int, log: RequestLog
-    ) -> None:
-        if isinstance(error, TransientError):
-            if error.status == 429:
-                self.pacer.throttle(error.retry_after)
-            if attempt < self.settings.max_attempts:
-                await self.sink.commit(log, [])
-                ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-                delay = self._rng.uniform(0, ceiling)  # "full jitter"
-                if error.retry_after is not None:
-                    delay = max(delay, error.retry_after)
-                self._slots.release()
-                try:
-                    await anyio.sleep(delay)
-                finally:
-                    await self._slots.acquire()
-                # _exchange's finally releases the slot we just took back
-                await self._retry(batch, attempt + 1)
-                return
-            reason = f"gave up after {attempt} attempts: {error}"
-            await self.sink.commit(log, self._failed(batch, reason))
-        elif isinstance(error, BadRequestError) and len(batch) > 1:
-            await self.sink.commit(log, [])
-            half = len(batch) // 2
-            self._slots.release()
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._exchange, batch[:half], 1, False)
-                    tg.start_soon(self._exchange, batch[half:], 1, False)
-            finally:
-                await self._slots.acquire()
-            return
-        elif isinstance(error, BadRequestError):
-            item = batch[0]
-            refused = Answer(item.key, "invalid_input", None, str(error), 0, item.first_row)
-            await self.sink.commit(log, [refused])
-        elif isinstance(error, LaneStoppedError):
-            await self.sink.commit(log, [])
-            self.stop(str(error))
-        else:
-            assert isinstance(error, TerminalError | ProviderError)
-            await self.sink.commit(log, self._failed(batch, str(error)))
-        self._settle(batch)
-
-    async def _retry(self, batch: list[Pending], attempt: int) -> None:
-        await self.pacer.acquire()
-        if self.stopped is not None:
-            self.pacer.release(answered=False)
-            self._settle(batch)
-            return
-        await self._attempt(batch, attempt)
-
-    @staticmethod
-    def _failed(batch: list[Pending], reason: str) -> list[Answer]:
-        return [Answer(item.key, "failed", None, reason, 0, item.first_row) for item in batch]
-
-    @staticmethod
-    def _settle(batch: list[Pending]) -> None:
-        for item in batch:
-            item.ticket.settle()
+        return log, reply, None
 
 
 def _outcome_name(error: ProviderError) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import httpx
 import polars as pl
@@ -39,26 +39,33 @@ REFUSED = "__pe_refused"
 """Column :meth:`Provider.plan` fills with why a row is ``invalid_input`` before any call."""
 
 
-class Outcome(NamedTuple):
-    """The provider's answer for one key (a tuple: a response can carry a thousand)."""
-
-    key: str
-    status: str
-    """``hit``, ``no_match`` or ``invalid_input``."""
-    answer: dict[str, Any] | str | None
-    """As the provider sent it (a dict, or already encoded as JSON text);
-    :attr:`Provider.sources` says which field is which column."""
-    credits: int
-    error: str | None = None
-
-
 @dataclass(frozen=True)
 class Reply:
-    """Everything one answered request gave back."""
+    """What one answered request gave back, by column: one entry per key asked, in the
+    order asked (a response can carry a thousand answers; no object per answer)."""
 
-    outcomes: list[Outcome]
-    credits: int
-    """What the request cost, as the provider reports it or the config prices it."""
+    statuses: list[str]
+    """``hit``, ``no_match`` or ``invalid_input`` per key."""
+    answers: list[dict[str, Any] | str | None]
+    """As the provider sent it (a dict, or already encoded as JSON text);
+    :attr:`Provider.sources` says which field is which column."""
+    credits: list[int]
+    """What each key cost, as the provider reports it or the config prices it."""
+    errors: list[str | None] | None = None
+
+    @classmethod
+    def single(
+        cls,
+        status: str,
+        answer: dict[str, Any] | str | None,
+        credits: int,
+        error: str | None = None,
+    ) -> Reply:
+        """The reply of a provider that answers one key per request."""
+        return cls([status], [answer], [credits], [error])
+
+    def error_list(self) -> list[str | None]:
+        return self.errors if self.errors is not None else [None] * len(self.statuses)
 
 
 class Provider(ABC):
@@ -99,7 +106,8 @@ class Provider(ABC):
 
     @abstractmethod
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
-        """Results for ``keys`` from ``response``, or raise a classified error."""
+        """Results for ``keys`` (in that order) from ``response``, or raise a classified
+        error."""
 
     def derived(self) -> dict[str, pl.Expr]:
         """Answer columns computed from the :data:`KEY` column rather than the answer."""

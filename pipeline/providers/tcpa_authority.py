@@ -23,7 +23,7 @@ import polars as pl
 from pipeline.errors import TransientError
 from pipeline.normalize import CONSENT_DATE_COLUMN
 from pipeline.provider_config import TcpaAuthoritySettings
-from pipeline.providers.base import KEY, REFUSED, Outcome, Provider, Reply, classify_status
+from pipeline.providers.base import KEY, REFUSED, Provider, Reply, classify_status
 
 PATH = "/Data/TCPAAuthority"
 NO_DATE = (
@@ -142,11 +142,15 @@ class TcpaAuthority(Provider):
         asked = pl.Series([k[:10] for k in keys], dtype=pl.String)
         if not (frame["PhoneNumber"] == asked).fill_null(False).all():
             raise TransientError("TCPA Authority: answers out of order or garbled", status=200)
-        unknown = frame["IsReassigned"].is_null().to_list()
+        statuses = (
+            frame.select(
+                pl.when(pl.col("IsReassigned").is_null())
+                .then(pl.lit("no_match"))
+                .otherwise(pl.lit("hit"))
+            )
+            .to_series()
+            .to_list()
+        )
         answers = frame.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
         price = 0 if self.settings.sandbox else self.settings.credits_per_number
-        outcomes = [
-            Outcome(key, "no_match" if null else "hit", answer, price)
-            for key, null, answer in zip(keys, unknown, answers, strict=True)
-        ]
-        return Reply(outcomes, credits=price * len(outcomes))
+        return Reply(statuses, answers, [price] * len(keys))
