@@ -3,9 +3,11 @@ what lands in the output, and credits reconciled against the emulator's ledger."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -20,11 +22,15 @@ from enrich_helpers import (
     tcpa_config,
     write_leads,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_LOOKUPS_FAILED, EXIT_OK, EXIT_STOPPED
 from pipeline.ledger import Ledger
+from pipeline.provider_config import TcpaAuthoritySettings
+from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.run import run
 
 NUMBERS = [
@@ -341,3 +347,23 @@ def test_the_api_key_never_lands_in_state_outputs_or_logs(
     finally:
         ledger.close()
     assert secret not in dumped
+
+
+@given(
+    numbers=st.lists(st.from_regex(r"[2-9][0-9]{9}", fullmatch=True), min_size=1, max_size=30),
+    when=st.dates(min_value=date(2000, 1, 1), max_value=date(2025, 1, 1)),
+    sandbox=st.booleans(),
+)
+def test_the_request_body_is_the_documented_json(
+    numbers: list[str], when: date, sandbox: bool
+) -> None:
+    settings = TcpaAuthoritySettings(sandbox=sandbox)
+    provider = TcpaAuthority(settings, "secret", has_consent_dates=True)
+    keys = [f"{number}:{when:%Y%m%d}" for number in numbers]
+    request = provider.request(keys, "abc123")
+    assert json.loads(request.content) == {
+        "Data": [{"PhoneNumber": n, "Date": f"{when:%Y%m%d}"} for n in numbers],
+        "UseSandbox": sandbox,
+    }
+    assert request.headers["loginId"] == "secret" and request.headers["X-Request-ID"] == "abc123"
+    assert str(request.url) == "https://dataapi.dncscrub.com/v1.5/Data/TCPAAuthority"
