@@ -227,12 +227,12 @@ def bench_overhead(numbers: int, repeat: int) -> bool:
         for round_ in range(repeat):  # alternate, so both see the same machine
             offset = 3 * round_ * numbers
             seconds = drive_engine(base, keys(numbers, offset=offset),
-                                   requests_per_minute=10**7, max_concurrency=8)  # fmt: skip
+                                   requests_per_minute=10**7, max_concurrency=16)  # fmt: skip
             engine_rates.append(numbers / seconds)
-            bare = anyio.run(_bare, base, keys(numbers, offset=offset + numbers), 8)
+            bare = anyio.run(_bare, base, keys(numbers, offset=offset + numbers), 16)
             bare_rates.append(numbers / bare)
     engine_rate, bare_rate = statistics.median(engine_rates), statistics.median(bare_rates)
-    print(f"overhead: {numbers:,} numbers, 1000 per POST, zero latency, no limit, "
+    print(f"overhead: {numbers:,} numbers, 1000 per POST, 16 in flight, zero latency, no limit, "
           f"median of {repeat}")  # fmt: skip
     print(f"  engine (lane + ledger): {engine_rate:,.0f} numbers/s "
           f"(runs: {', '.join(f'{r:,.0f}' for r in engine_rates)})")  # fmt: skip

@@ -222,7 +222,12 @@ class Lane:
         self._queued = 0
 
     async def _exchange(self, batch: Batch, holding: bool) -> None:
-        """Send ``batch`` until it is answered, refused, given up on or the lane stops."""
+        """Send ``batch`` until it is answered, refused, given up on or the lane stops.
+
+        A request slot is held until the answer is committed: so at most
+        ``max_concurrency`` requests are ever paid for but not yet in the ledger, which
+        bounds what a kill -9 can make us pay twice.
+        """
         attempt = 1
         while True:
             if not holding:
@@ -230,49 +235,54 @@ class Lane:
                 await self.pacer.acquire()
             holding = False
             try:
-                if self.stopped is not None:
-                    self.pacer.release(answered=False)
-                    batch.settle()
-                    return
-                log, reply, error = await self._attempt(batch, attempt)
-                if isinstance(error, LaneStoppedError):
-                    self.stop(str(error))  # before the slot goes to the next request
+                retry_in = await self._once(batch, attempt)
             finally:
-                self._slots.release()  # the commit below need not hold a request slot
-            if reply is not None:
-                columns = Columns(
-                    batch.keys, reply.statuses, reply.answers, reply.error_list(), reply.credits,
-                    batch.rows,
-                )  # fmt: skip
-                await self.sink.commit(log, columns)
-            elif isinstance(error, TransientError) and attempt < self.settings.max_attempts:
-                await self.sink.commit(log, None)
-                ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-                delay = self._rng.uniform(0, ceiling)  # "full jitter"
-                if error.retry_after is not None:
-                    delay = max(delay, error.retry_after)
-                await anyio.sleep(delay)
-                attempt += 1
-                continue
-            elif isinstance(error, BadRequestError) and len(batch.keys) > 1:
-                await self.sink.commit(log, None)
-                assert self._tg is not None
-                for half in batch.halves():
-                    self._tg.start_soon(self._exchange, half, False)
+                self._slots.release()
+            if retry_in is None:
                 return
-            elif isinstance(error, BadRequestError):
-                refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)], [0],
-                                  batch.rows)  # fmt: skip
-                await self.sink.commit(log, refused)
-            elif isinstance(error, LaneStoppedError):
-                await self.sink.commit(log, None)
-            else:
-                reason = str(error)
-                if isinstance(error, TransientError):
-                    reason = f"gave up after {attempt} attempts: {error}"
-                await self.sink.commit(log, Columns.failed(batch.keys, batch.rows, reason))
+            await anyio.sleep(retry_in)  # without a slot: others may go meanwhile
+            attempt += 1
+
+    async def _once(self, batch: Batch, attempt: int) -> float | None:
+        """One attempt and what follows from it; seconds to wait before retrying, or None."""
+        if self.stopped is not None:
+            self.pacer.release(answered=False)
             batch.settle()
-            return
+            return None
+        log, reply, error = await self._attempt(batch, attempt)
+        if reply is not None:
+            columns = Columns(
+                batch.keys, reply.statuses, reply.answers, reply.error_list(), reply.credits,
+                batch.rows,
+            )  # fmt: skip
+            await self.sink.commit(log, columns)
+        elif isinstance(error, TransientError) and attempt < self.settings.max_attempts:
+            await self.sink.commit(log, None)
+            ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+            delay = self._rng.uniform(0, ceiling)  # "full jitter"
+            if error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            return delay
+        elif isinstance(error, BadRequestError) and len(batch.keys) > 1:
+            await self.sink.commit(log, None)
+            assert self._tg is not None
+            for half in batch.halves():
+                self._tg.start_soon(self._exchange, half, False)
+            return None
+        elif isinstance(error, BadRequestError):
+            refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)], [0],
+                              batch.rows)  # fmt: skip
+            await self.sink.commit(log, refused)
+        elif isinstance(error, LaneStoppedError):
+            self.stop(str(error))  # before the slot goes to the next request
+            await self.sink.commit(log, None)
+        else:
+            reason = str(error)
+            if isinstance(error, TransientError):
+                reason = f"gave up after {attempt} attempts: {error}"
+            await self.sink.commit(log, Columns.failed(batch.keys, batch.rows, reason))
+        batch.settle()
+        return None
 
     async def _attempt(
         self, batch: Batch, attempt: int
