@@ -81,9 +81,92 @@ class TcpaAuthoritySettings(ProviderSettings):
         raise ValueError("expected a date as MM/DD/YYYY, YYYY-MM-DD, MM/DD/YY or YYYYMMDD")
 
 
+class TdgReversePhoneSettings(ProviderSettings):
+    base_url: str = "https://api.tdg1.io"
+    """The Data Group's API root (the lane posts to /v3/lookup/phone)."""
+    api_key_env: str = "TDG_API_KEY"
+    """Environment variable that holds the x-api-key."""
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    """The ceiling; TDG does not publish its limit, so the lane adapts below it on 429s."""
+    credits_per_hit: int = Field(default=1, ge=0)
+    """What TDG charges for a found record (it does not report charges itself)."""
+    credits_per_no_match: int = Field(default=0, ge=0)
+    """What TDG charges for 204 (no record) or 440 (too many results)."""
+
+
+class TdgIdVerifySettings(ProviderSettings):
+    base_url: str = "https://api.tdg1.io"
+    """The Data Group's API root (the lane posts to /v2/verify/id)."""
+    api_key_env: str = "TDG_API_KEY"
+    """Environment variable that holds the x-api-key."""
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    """The ceiling; the lane adapts below it on 429s."""
+    columns: dict[str, str] = {}
+    """Input column for each of FName, LName, Address1, Zip, Email (Phone is always the
+    normalized phone); a row needs at least two of these six present."""
+    credits_per_call: int = Field(default=1, ge=0)
+    """What TDG charges per verification."""
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = ("FName", "LName", "Address1", "Zip", "Email")
+        unknown = [k for k in value if k not in allowed]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; expected some of {', '.join(allowed)}")
+        return value
+
+
+class CheckThatPhoneSettings(ProviderSettings):
+    base_url: str = "https://api.checkthatphone.com"
+    """CheckThatPhone's API root (the lane posts to /v1/lookup)."""
+    api_key_env: str = "CHECKTHATPHONE_API_KEY"
+    """Environment variable that holds the Bearer token."""
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    """Requests are spaced evenly at this rate."""
+    litigator_filter: bool = False
+    """Check the TCPA litigator database too (+1 credit per lookup)."""
+    landline_sms_lookup: bool = False
+    """SMS eligibility for landlines (+1 credit per landline)."""
+    ip_column: str | None = None
+    """Input column with the lead's IP address, sent as ``ip`` when present."""
+
+
+class PhoneEnrichmentSettings(ProviderSettings):
+    base_url: str
+    """The phone-enrichment API root (the lane posts to /v1/enrich/phone)."""
+    api_key_env: str = "PHONE_ENRICHMENT_API_KEY"
+    """Environment variable that holds the Bearer token."""
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    """Requests are spaced evenly at this rate; a retry_after in an answer is honoured."""
+    columns: dict[str, str] = {}
+    """Input column for each of first_name, last_name, company, email, linkedin_id, domain."""
+    credits_per_hit: int = Field(default=1, ge=0)
+    """What the API charges when it finds a phone."""
+    credits_per_no_match: int = Field(default=0, ge=0)
+    """What the API charges when it finds none."""
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = ("first_name", "last_name", "company", "email", "linkedin_id", "domain")
+        unknown = [k for k in value if k not in allowed]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; expected some of {', '.join(allowed)}")
+        return value
+
+
 class ProvidersConfig(_Section):
+    phone_enrichment: PhoneEnrichmentSettings | None = None
+    """Phone append from name + company/domain, LinkedIn id or email; runs first."""
     tcpa_authority: TcpaAuthoritySettings | None = None
     """DNCScrub TCPA Authority: reassigned-number check against each row's consent date."""
+    tdg_reverse_phone: TdgReversePhoneSettings | None = None
+    """The Data Group reverse phone append: name and address of the number's owner."""
+    tdg_id_verify: TdgIdVerifySettings | None = None
+    """The Data Group ID verify: scores of how well the row's identity fits the phone."""
+    checkthatphone: CheckThatPhoneSettings | None = None
+    """CheckThatPhone: line type, litigator and deliverability."""
 
     def enabled(self) -> dict[str, ProviderSettings]:
         """The configured providers by name, in the order their lanes run."""

@@ -1,11 +1,17 @@
-"""The provider APIs, one module each, and how a config turns them on."""
+"""The provider APIs, one module each, and how a config turns them on.
+
+Each module ``pipeline.providers.<name>`` (named after its config section) has a
+``build(settings, api_key, config) -> Provider``; adding a provider is adding its
+module and its settings class in :mod:`pipeline.provider_config`.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from pipeline.config import Config
 from pipeline.provider_config import api_key
 from pipeline.providers.base import Provider
-from pipeline.providers.tcpa_authority import TcpaAuthority
 
 __all__ = ["Provider", "build_providers"]
 
@@ -13,13 +19,7 @@ __all__ = ["Provider", "build_providers"]
 def build_providers(config: Config) -> list[Provider]:
     """The enabled providers, in lane order, each with its key from the environment."""
     providers: list[Provider] = []
-    settings = config.providers.tcpa_authority
-    if settings is not None:
-        providers.append(
-            TcpaAuthority(
-                settings,
-                api_key("tcpa_authority", settings),
-                has_consent_dates=config.input.consent_date_column is not None,
-            )
-        )
+    for name, settings in config.providers.enabled().items():
+        module = importlib.import_module(f"pipeline.providers.{name}")
+        providers.append(module.build(settings, api_key(name, settings), config))
     return providers

@@ -20,9 +20,10 @@ from typing import ClassVar
 import httpx
 import polars as pl
 
+from pipeline.config import Config
 from pipeline.errors import TransientError
 from pipeline.normalize import CONSENT_DATE_COLUMN
-from pipeline.provider_config import TcpaAuthoritySettings
+from pipeline.provider_config import ProviderSettings, TcpaAuthoritySettings
 from pipeline.providers.base import KEY, REFUSED, Provider, Reply, classify_status
 
 PATH = "/Data/TCPAAuthority"
@@ -155,3 +156,11 @@ class TcpaAuthority(Provider):
         answers = frame.select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
         price = 0 if self.settings.sandbox else self.settings.credits_per_number
         return Reply(statuses, answers, [price] * len(keys))
+
+
+def build(settings: ProviderSettings, api_key: str, config: Config) -> TcpaAuthority:
+    """The provider for the ``[providers.tcpa_authority]`` section."""
+    assert isinstance(settings, TcpaAuthoritySettings)
+    return TcpaAuthority(
+        settings, api_key, has_consent_dates=config.input.consent_date_column is not None
+    )
