@@ -130,8 +130,9 @@ def _finisher(
     columns = [*source.columns, *added_columns(config, providers)]
 
     def finish(frame: Frame) -> Frame:
-        with_ids = frame.with_columns(trace_id_expr(source.fingerprint, ROW_NUMBER))
-        return with_ids.select(columns)
+        if TRACE_ID_COLUMN not in frame.collect_schema().names():
+            frame = frame.with_columns(trace_id_expr(source.fingerprint, ROW_NUMBER))
+        return frame.select(columns)
 
     return finish
 
@@ -306,7 +307,13 @@ def _run_job(
 
             def batches() -> Iterator[pl.DataFrame]:
                 last_report = clock
-                reader = iter_batches(source, transform, config.run.batch_rows)
+                # Trace ids before planning: a provider may send one (phone
+                # enrichment's record_id when the input has no id column).
+                trace = trace_id_expr(source.fingerprint, ROW_NUMBER)
+                reader = (
+                    batch.with_columns(trace)
+                    for batch in iter_batches(source, transform, config.run.batch_rows)
+                )
                 with PlannerThread(reader, planner, engine) as planned:
                     for batch in merged_batches(planned, engine, merge_one):
                         _tally(batch, config, summary)

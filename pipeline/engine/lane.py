@@ -113,7 +113,7 @@ class Lane:
         self.settings = settings
         self.client = client
         self.sink = sink
-        self.pacer = pacer or Pacer(settings.requests_per_minute)
+        self.pacer = pacer or Pacer(settings.requests_per_minute, **provider.pacer_options())
         self.batch_size = provider.batch_size
         self.stopped: str | None = None
         self._rng = rng or random.Random()

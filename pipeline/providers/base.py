@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import httpx
 import polars as pl
@@ -68,6 +68,16 @@ class Reply:
         return self.errors if self.errors is not None else [None] * len(self.statuses)
 
 
+class PacerOptions(TypedDict, total=False):
+    """What a provider may tune in its lane's pacer (see :class:`~pipeline.engine.pacer.Pacer`)."""
+
+    window_s: float
+    headroom: float
+    decrease: float
+    increase: float
+    floor: float
+
+
 class Provider(ABC):
     """One provider API, mapped to and from HTTP."""
 
@@ -108,6 +118,11 @@ class Provider(ABC):
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
         """Results for ``keys`` (in that order) from ``response``, or raise a classified
         error."""
+
+    def pacer_options(self) -> PacerOptions:
+        """Keyword arguments for this lane's :class:`~pipeline.engine.pacer.Pacer` (e.g. a
+        gentler backoff for a provider that hides its limit)."""
+        return {}
 
     def derived(self) -> dict[str, pl.Expr]:
         """Answer columns computed from the :data:`KEY` column rather than the answer."""
