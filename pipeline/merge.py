@@ -83,7 +83,7 @@ def merge(
     credits_total = pl.Series("credits_total", [0] * batch.height, dtype=pl.Int64)
     for provider in providers:
         plan = planned.plans[provider.name]
-        columns = _provider_columns(provider, plan.keys, ledger, context, stopped[provider.name])
+        columns = provider_columns(provider, plan.keys, ledger, context, stopped[provider.name])
         _tally(provider, columns, tallies[provider.name])
         credits_total = credits_total + columns[f"{provider.prefix}_credits"]
         added.extend(columns.drop(ROW_NUMBER, "__pe_cached", "__pe_dupe").get_columns())
@@ -102,7 +102,7 @@ def _answers(provider: Provider, keys: pl.Series, ledger: Ledger, ctx: RunContex
     return pl.DataFrame(rows, schema=_ANSWER_SCHEMA, orient="row")
 
 
-def _provider_columns(
+def provider_columns(
     provider: Provider,
     keys: pl.DataFrame,
     ledger: Ledger,

@@ -16,6 +16,7 @@ input order, so "first row" means the first in the file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from pipeline.engine.engine import Engine
 from pipeline.engine.lane import Ticket
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
+from pipeline.normalize import PHONE_COLUMNS, normalize_phones
 from pipeline.providers.base import KEY, REFUSED, Provider
 
 PRUNE_EVERY = 200_000
@@ -66,18 +68,23 @@ class Planner:
         ledger: Ledger,
         engine: Engine | None,
         context: RunContext,
+        regions: tuple[str, ...] = ("US", "CA"),
     ) -> None:
         self.providers = list(providers)
         self.ledger = ledger
         self.engine = engine
         self.context = context
+        self.regions = regions
         self._in_flight: dict[str, dict[str, Ticket]] = {p.name: {} for p in providers}
         self._since_prune = 0
 
     def plan(self, batch: pl.DataFrame) -> PlannedBatch:
         planned = PlannedBatch(batch)
         for provider in self.providers:
-            planned.plans[provider.name] = self._plan_one(provider, batch)
+            plan = self._plan_one(provider, planned.batch)
+            planned.plans[provider.name] = plan
+            if provider.appends_phone is not None:
+                planned.batch = self._with_appended_phones(provider, plan, planned.batch)
         self._since_prune += batch.height
         if self._since_prune >= PRUNE_EVERY:
             self._prune()
@@ -118,6 +125,41 @@ class Planner:
                 in_flight[key] = ticket
         plan.waits = list(waits.values())
         return plan
+
+    def _with_appended_phones(
+        self, provider: Provider, plan: ProviderPlan, batch: pl.DataFrame
+    ) -> pl.DataFrame:
+        """The cascade: wait for the phones ``provider`` finds for this batch, normalize
+        them, and put the valid ones in the row's phone columns (``phone_source =
+        appended``), so the providers planned after it look them up in the same run."""
+        if not plan.waits:
+            return batch
+        engine = self.engine
+        for ticket in plan.waits:
+            while not ticket.future.done() and engine is not None and engine.alive:
+                engine.flush_through(ticket)
+                with contextlib.suppress(TimeoutError):
+                    ticket.future.result(timeout=0.2)
+        from pipeline.merge import provider_columns  # merge imports this module
+
+        column = f"{provider.prefix}_{provider.appends_phone}"
+        found = provider_columns(provider, plan.keys, self.ledger, self.context, None)
+        appended = (
+            pl.DataFrame({"__pe_found": found[column]})
+            .lazy()
+            .pipe(normalize_phones, "__pe_found", self.regions)
+            .collect(engine="in-memory")
+        )
+        use = appended["phone_valid"].fill_null(False)
+        if not use.any():
+            return batch
+        updates = [
+            pl.when(use).then(appended[name]).otherwise(batch[name]).alias(name)
+            for name in PHONE_COLUMNS
+            if name != "phone_source"
+        ]
+        source = pl.when(use).then(pl.lit("appended")).otherwise(batch["phone_source"])
+        return batch.with_columns(*updates, source.alias("phone_source"))
 
     def _answered(self, provider: Provider, keys: list[str]) -> set[str]:
         """Keys the ledger already answers for this run (see the module docstring)."""

@@ -298,7 +298,7 @@ def _run_job(
                         transport=transport,
                     )
                 )
-            planner = Planner(providers, ledger, engine, context)
+            planner = Planner(providers, ledger, engine, context, config.normalize.regions)
 
             def merge_one(planned: PlannedBatch) -> pl.DataFrame:
                 if engine is not None:

@@ -91,6 +91,11 @@ class Engine(AbstractContextManager["Engine"]):
                     await client.aclose()
 
     @property
+    def alive(self) -> bool:
+        """False once the lanes have ended (finished, stopped or crashed)."""
+        return self._done is not None and not self._done.done()
+
+    @property
     def portal(self) -> BlockingPortal:
         assert self._portal is not None, "use the engine inside a with block"
         return self._portal

@@ -93,6 +93,10 @@ class Provider(ABC):
 
     batch_size: int = 1
     """Keys per request; more than one only for providers that take batches."""
+    appends_phone: ClassVar[str | None] = None
+    """For a provider that finds phones (the cascade): the field (a :attr:`fields` name)
+    holding the E.164 phone it found. Such a provider runs first; a valid phone it
+    finds becomes the row's phone for the providers after it."""
 
     @abstractmethod
     def params(self) -> str:
