@@ -70,7 +70,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config_path=args.config,
         on_progress=_progress_printer(args.quiet),
         no_cache=args.no_cache,
+        force=args.force,
     )
+    if summary.already_done:
+        print(
+            f"run {summary.run_id} already enriched this input with this config "
+            f"(every row settled): nothing to do. Output: {summary.output}; "
+            "--force runs it again."
+        )
+        return summary.exit_code
     if not args.quiet:
         _print_summary(summary)
     return summary.exit_code
@@ -118,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-credits", type=int, help="credit cap for this run (run.max_credits)")
     p.add_argument(
         "--no-cache", action="store_true", help="buy every lookup again, ignoring earlier runs"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="run even if this job already finished cleanly"
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_run)

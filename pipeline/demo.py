@@ -56,7 +56,12 @@ def run_demo(on_progress: Callable[[Progress], None] | None = None) -> tuple[Run
     if not sample.exists():
         write_sample(sample, DEMO_SAMPLE_ROWS)
     with Emulator(demo_knobs(config)) as emulator:
+        # force: a second demo runs again (and shows the cache at work) rather than
+        # saying the job is already done.
         summary = run(
-            against(emulator, config), config_path=str(DEMO_CONFIG), on_progress=on_progress
+            against(emulator, config),
+            config_path=str(DEMO_CONFIG),
+            on_progress=on_progress,
+            force=True,
         )
     return summary, sample

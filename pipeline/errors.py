@@ -39,6 +39,12 @@ class OutputError(UsageError):
     """The output path cannot be written (bad extension, missing folder, ...)."""
 
 
+class LockedError(PipelineError):
+    """Another run holds the state folder's lock: exit 75 at once, touch nothing."""
+
+    exit_code = EXIT_LOCKED
+
+
 class ProviderError(PipelineError):
     """A provider call went wrong; the subclass says what the engine does about it."""
 

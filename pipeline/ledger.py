@@ -270,6 +270,10 @@ class Ledger:
         """The run with this id, if any."""
         return self._run_row("run_id = ?", (run_id,))
 
+    def latest_run(self, job: str) -> RunRecord | None:
+        """The newest run of this job, whatever its state."""
+        return self._run_row("job = ? ORDER BY started_at DESC LIMIT 1", (job,))
+
     def resumable_run(self, job: str) -> RunRecord | None:
         """The newest run of this job that did not finish (crashed, stopped or failed)."""
         return self._run_row(

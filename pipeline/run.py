@@ -37,6 +37,7 @@ from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, 
 from pipeline.io.writer import write_batches
 from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
 from pipeline.ledger import Ledger
+from pipeline.lock import state_lock
 from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
     CONSENT_DATE_COLUMN,
@@ -78,6 +79,8 @@ class RunSummary:
     session: int = 1
     credits: int = 0
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    already_done: bool = False
+    """Nothing was run: the same job already finished with every row settled."""
 
 
 def added_columns(config: Config, providers: list[Provider]) -> list[str]:
@@ -188,13 +191,32 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
     no_cache: bool = False,
+    force: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
+    One run per state folder at a time (LockedError, exit 75, otherwise). A job
+    whose last run finished with every row settled is not run again unless
+    ``force``: the summary of that run comes back with ``already_done`` set.
     Never leaves a partial output: the output is renamed into place only once
     every row is written, and the report says what happened either way.
     """
+    with state_lock(Path(config.run.state_dir)):
+        return _locked_run(
+            config, config_path, on_progress, progress_every_s, no_cache, force, transport
+        )
+
+
+def _locked_run(
+    config: Config,
+    config_path: str | None,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every_s: float,
+    no_cache: bool,
+    force: bool,
+    transport: httpx.AsyncBaseTransport | None,
+) -> RunSummary:
     started = datetime.now(UTC)
     clock = time.monotonic()
     state_dir = Path(config.run.state_dir)
@@ -214,6 +236,9 @@ def run(
         _report_early_failure(state_dir, started, config_path, config, exc)
         raise
     try:
+        done = None if force else _already_done(ledger, config, source, providers)
+        if done is not None:
+            return done
         return _run_job(
             config, config_path, source, ledger, providers, started, clock,
             on_progress, progress_every_s, no_cache, transport,
@@ -221,6 +246,27 @@ def run(
     finally:
         source.close()
         ledger.close()
+
+
+def _already_done(
+    ledger: Ledger, config: Config, source: InputFile, providers: list[Provider]
+) -> RunSummary | None:
+    """The last run of this very job, if it settled every row and its output is there."""
+    last = ledger.latest_run(job_id(config, source, providers))
+    output = Path(config.output.path)
+    if last is None or last.state != "finished" or last.exit_code != EXIT_OK:
+        return None
+    if not output.exists():
+        return None
+    report = Path(config.run.state_dir) / "runs" / last.run_id / "report.json"
+    return RunSummary(
+        run_id=last.run_id,
+        exit_code=EXIT_OK,
+        output=output,
+        report=report if report.exists() else None,
+        session=last.session,
+        already_done=True,
+    )
 
 
 def _report_early_failure(
