@@ -7,9 +7,11 @@ no traceback. Anything unexpected is a bug: it prints the traceback and exits 70
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pipeline.config import load_config
@@ -61,17 +63,33 @@ def _print_summary(summary: RunSummary) -> None:
     print(f"  report: {summary.report}")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (cron's timeout, docker stop, kill) stops a run like Ctrl-C does: no new
+    requests, those in flight answer and commit, the report is written, exit 3."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
-    summary = run(
-        config,
-        config_path=args.config,
-        on_progress=_progress_printer(args.quiet),
-        no_cache=args.no_cache,
-        force=args.force,
-    )
+    with _sigterm_interrupts():
+        summary = run(
+            config,
+            config_path=args.config,
+            on_progress=_progress_printer(args.quiet),
+            no_cache=args.no_cache,
+            force=args.force,
+        )
     if summary.already_done:
         print(
             f"run {summary.run_id} already enriched this input with this config "

@@ -4,6 +4,7 @@ except what was in flight at the kill."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -45,9 +46,13 @@ def _write_toml(path: Path, config_dict: dict[str, dict[str, object]]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kill_after", [3, 20])
-def test_kill_9_then_resume_equals_an_uninterrupted_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_after: int
+@pytest.mark.parametrize(
+    ("how", "kill_after"),
+    [(signal.SIGKILL, 3), (signal.SIGKILL, 20), (signal.SIGTERM, 10)],
+    ids=["kill -9 early", "kill -9 later", "SIGTERM"],
+)
+def test_interrupted_then_resumed_equals_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: signal.Signals, kill_after: int
 ) -> None:
     knobs = ProviderKnobs(latency_ms=40, rate_limit=None)
     with Emulator({"tcpa_authority": knobs}) as emulator:
@@ -80,11 +85,17 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(
             assert child.poll() is None, child.stderr.read() if child.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        child.send_signal(how)
+        code = child.wait(timeout=60)
+        stderr = child.stderr.read().decode() if child.stderr else ""
         if child.stderr:
             child.stderr.close()
         assert not (tmp_path / "out.csv").exists()
+        if how == signal.SIGTERM:  # stopped cleanly: exit 3, report written, resumable
+            assert code == 3, stderr
+            assert stderr.strip().splitlines()[-1] == "phone-enrich: interrupted"
+            (report,) = (tmp_path / "state" / "runs").glob("*/report.json")
+            assert json.loads(report.read_text())["exit_code"] == 3
         charged_before = emulator.state("tcpa_authority")["totals"]["credits"]
         assert charged_before > 0
 

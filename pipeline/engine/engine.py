@@ -8,6 +8,7 @@ done once every key is committed to the ledger; the merger waits on those.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, ExitStack
@@ -38,6 +39,7 @@ class Engine(AbstractContextManager["Engine"]):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         pacers: Mapping[str, Pacer] | None = None,
+        grace_s: float = 10.0,
     ) -> None:
         self._providers = list(providers)
         self._settings = settings
@@ -46,6 +48,7 @@ class Engine(AbstractContextManager["Engine"]):
         self._session = session
         self._transport = transport
         self._pacers = dict(pacers or {})
+        self.grace_s = grace_s
         self.lanes: dict[str, Lane] = {}
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -134,6 +137,22 @@ class Engine(AbstractContextManager["Engine"]):
                 if exc is not None:
                     self.stop("the run was interrupted")
                 self.close_input()
-                self._done.result()
+                if exc is None:
+                    self._done.result()
+                else:
+                    self._wind_down()
         finally:
             self._stack.close()
+
+    def _wind_down(self) -> None:
+        """After an interruption: let requests in flight answer and commit, for at most
+        ``grace_s``; then cancel them (they are then recorded as unanswered)."""
+        assert self._done is not None
+        try:
+            self._done.result(timeout=self.grace_s)
+        except TimeoutError:
+            self._done.cancel()
+            with contextlib.suppress(BaseException):
+                self._done.result(timeout=5)
+        except BaseException:
+            pass  # the interruption is what the caller reports
