@@ -487,6 +487,13 @@ class Ledger:
         keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered")
         return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
+    def charged(self, run_id: str) -> int:
+        """Credits this run's answered requests were charged, every session and provider."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(credits), 0) FROM requests WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
     def credits_of_run(self, run_id: str) -> int:
         """Credits this run's own lookups cost, all providers."""
         row = self.conn.execute(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from pipeline.engine.budget import BUDGET_REACHED
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
 from pipeline.plan import PlannedBatch, RunContext
@@ -110,6 +111,7 @@ def provider_columns(
     stopped: str | None,
 ) -> pl.DataFrame:
     p = provider.prefix
+    unsent = "skipped_budget" if (stopped or "").startswith(BUDGET_REACHED) else "failed"
     answers = _answers(provider, keys[KEY], ledger, ctx)
     joined = keys.join(answers, on=KEY, how="left", maintain_order="left")
     key = pl.col(KEY)
@@ -120,7 +122,7 @@ def provider_columns(
         .when(key.is_null())
         .then(pl.lit("not_requested"))
         .when(found.is_null())
-        .then(pl.lit("failed"))
+        .then(pl.lit(unsent))
         .otherwise(found)
     )
     error = (

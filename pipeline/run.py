@@ -22,6 +22,7 @@ import httpx
 import polars as pl
 
 from pipeline.config import Config
+from pipeline.engine.budget import Budget
 from pipeline.engine.engine import Engine
 from pipeline.errors import (
     EXIT_INTERNAL,
@@ -327,6 +328,7 @@ def _run_job(
         "output": {"path": str(output_path)},
     }
     failed_rows = FailedRowsFile(run_dir)
+    budget = Budget(config.run.max_credits, ledger.charged(run_id))
     engine: Engine | None = None
     try:
         remove_stale_temp_outputs(output_path)
@@ -342,6 +344,7 @@ def _run_job(
                         run_id,
                         record.session,
                         transport=transport,
+                        budget=budget,
                     )
                 )
             planner = Planner(providers, ledger, engine, context, config.normalize.regions)
@@ -413,6 +416,7 @@ def _run_job(
             },
             providers=summary.providers,
             credits_total=summary.credits,
+            budget={"max_credits": config.run.max_credits, "spent": budget.spent},
         )
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates

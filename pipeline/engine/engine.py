@@ -18,6 +18,7 @@ import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from pipeline.engine.budget import Budget
 from pipeline.engine.lane import Lane, Ticket
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
@@ -40,6 +41,7 @@ class Engine(AbstractContextManager["Engine"]):
         transport: httpx.AsyncBaseTransport | None = None,
         pacers: Mapping[str, Pacer] | None = None,
         grace_s: float = 10.0,
+        budget: Budget | None = None,
     ) -> None:
         self._providers = list(providers)
         self._settings = settings
@@ -49,6 +51,7 @@ class Engine(AbstractContextManager["Engine"]):
         self._transport = transport
         self._pacers = dict(pacers or {})
         self.grace_s = grace_s
+        self.budget = budget or Budget(None)
         self.lanes: dict[str, Lane] = {}
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -78,7 +81,12 @@ class Engine(AbstractContextManager["Engine"]):
             )
             self._clients.append(client)
             self.lanes[provider.name] = Lane(
-                provider, settings, client, self._sink, pacer=self._pacers.get(provider.name)
+                provider,
+                settings,
+                client,
+                self._sink,
+                pacer=self._pacers.get(provider.name),
+                budget=self.budget,
             )
 
     async def _run_lanes(self) -> None:

@@ -25,6 +25,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
+from pipeline.engine.budget import Budget
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
 from pipeline.errors import (
@@ -108,6 +109,7 @@ class Lane:
         *,
         pacer: Pacer | None = None,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.provider = provider
         self.settings = settings
@@ -117,6 +119,8 @@ class Lane:
         self.batch_size = provider.batch_size
         self.stopped: str | None = None
         self._rng = rng or random.Random()
+        self.budget = budget or Budget(None)
+        self._per_key = provider.max_credits_per_key()
         self._queue: deque[_Segment] = deque()
         self._queued = 0
         self._input_done = False
@@ -197,7 +201,10 @@ class Lane:
 
     def _take(self) -> Batch:
         batch = Batch()
-        want = self.batch_size
+        want = self.budget.affordable(self._per_key, min(self.batch_size, self._queued))
+        if want == 0 and self._queued:
+            self.stop(self.budget.reason())
+            return batch
         while want and self._queue:
             segment = self._queue[0]
             end = min(len(segment.keys), segment.start + want)
@@ -249,7 +256,14 @@ class Lane:
             self.pacer.release(answered=False)
             batch.settle()
             return None
+        reserve = self._per_key * len(batch.keys)
+        if not self.budget.reserve(reserve):
+            self.pacer.release(answered=False)
+            self.stop(self.budget.reason())
+            batch.settle()  # not sent: its rows are skipped_budget
+            return None
         log, reply, error = await self._attempt(batch, attempt)
+        self.budget.settle(reserve, log.credits)
         if reply is not None:
             columns = Columns(
                 batch.keys, reply.statuses, reply.answers, reply.error_list(), reply.credits,

@@ -123,6 +123,10 @@ class Provider(ABC):
         """Results for ``keys`` (in that order) from ``response``, or raise a classified
         error."""
 
+    def max_credits_per_key(self) -> int:
+        """The most one key can cost (what the budget reserves before sending it)."""
+        return 1
+
     def pacer_options(self) -> PacerOptions:
         """Keyword arguments for this lane's :class:`~pipeline.engine.pacer.Pacer` (e.g. a
         gentler backoff for a provider that hides its limit)."""

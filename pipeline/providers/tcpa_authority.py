@@ -79,6 +79,9 @@ class TcpaAuthority(Provider):
     def params(self) -> str:
         return "sandbox" if self.settings.sandbox else "live"
 
+    def max_credits_per_key(self) -> int:
+        return 0 if self.settings.sandbox else self.settings.credits_per_number
+
     def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         default = self.settings.default_consent_date
         fallback = pl.lit(default.strftime("%Y%m%d") if default else None, dtype=pl.String)
