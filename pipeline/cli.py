@@ -102,6 +102,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.status import status_lines
+
+    for line in status_lines(load_config(args.config), args.run):
+        print(line)
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from pipeline.sample import write_sample
 
@@ -150,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_run)
+
+    p = commands.add_parser("status", help="runs of the config's state folder, and their figures")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("--run", help="one run in detail (default: the newest runs)")
+    p.set_defaults(handler=_cmd_status)
 
     p = commands.add_parser("sample", help="write a synthetic messy input file")
     p.add_argument("--rows", type=int, required=True, help="number of rows")

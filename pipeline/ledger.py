@@ -270,6 +270,26 @@ class Ledger:
         """The run with this id, if any."""
         return self._run_row("run_id = ?", (run_id,))
 
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The newest runs in this state folder, newest first."""
+        rows = self.conn.execute(
+            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
+            " stop_reason, config_path, input_path, output_path FROM runs"
+            " ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def failure_reasons(self, run_id: str) -> list[tuple[str, str, int]]:
+        """(provider, error, lookups) of this run's failed lookups, most frequent first."""
+        rows = self.conn.execute(
+            "SELECT provider, coalesce(error, ''), count(*) FROM lookups"
+            " WHERE run_id = ? AND status = 'failed' GROUP BY provider, error"
+            " ORDER BY count(*) DESC",
+            (run_id,),
+        ).fetchall()
+        return [(str(p), str(e), int(n)) for p, e, n in rows]
+
     def latest_run(self, job: str) -> RunRecord | None:
         """The newest run of this job, whatever its state."""
         return self._run_row("job = ? ORDER BY started_at DESC LIMIT 1", (job,))

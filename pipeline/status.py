@@ -1,0 +1,77 @@
+"""``phone-enrich status``: what the ledger says about the runs of a state folder.
+
+Read-only and lock-free (SQLite WAL lets it read while a run writes), so it can be
+asked while a run is going.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.errors import UsageError
+from pipeline.ledger import LEDGER_FILE, Ledger, RunRecord
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _progress(run_dir: Path) -> str:
+    report = run_dir / "report.json"
+    if not report.exists():
+        return "no report yet"
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return f"{data.get('rows', 0):,} rows, {data.get('credits_total', 0):,} credits in rows"
+
+
+def _describe(ledger: Ledger, run: RunRecord, state_dir: Path, detail: bool) -> list[str]:
+    code = "" if run.exit_code is None else f", exit {run.exit_code}"
+    lines = [
+        f"{run.run_id}  {run.state} (session {run.session}{code})  started {_when(run.started_at)}",
+        f"  input {run.input_path} -> output {run.output_path}",
+        f"  charged {ledger.charged(run.run_id):,} credits; "
+        + _progress(state_dir / "runs" / run.run_id),
+    ]
+    if run.stop_reason:
+        lines.append(f"  stopped: {run.stop_reason}")
+    if detail:
+        counts = ledger.conn.execute(
+            "SELECT DISTINCT provider FROM lookups WHERE run_id = ?", (run.run_id,)
+        ).fetchall()
+        for (provider,) in counts:
+            by_status = ledger.lookup_counts(run.run_id, provider)
+            shown = ", ".join(f"{s} {n:,}" for s, n in sorted(by_status.items()))
+            totals = ledger.request_totals(run.run_id, provider)
+            lines.append(
+                f"  {provider}: lookups {shown}; {totals['requests']:,} requests, "
+                f"{totals['retries']:,} retries, {totals['http_429']:,} throttled"
+            )
+        for provider, error, count in ledger.failure_reasons(run.run_id)[:10]:
+            lines.append(f"  failed {count:,} x {provider}: {error}")
+    return lines
+
+
+def status_lines(config: Config, run_id: str | None = None, limit: int = 10) -> list[str]:
+    """Lines describing the state folder's newest runs, or one run in detail."""
+    state_dir = Path(config.run.state_dir)
+    if not (state_dir / LEDGER_FILE).exists():
+        return [f"{state_dir}: no runs yet"]
+    ledger = Ledger(state_dir)
+    try:
+        if run_id is not None:
+            run = ledger.get_run(run_id)
+            if run is None:
+                raise UsageError(f"--run {run_id}: no such run in {state_dir}")
+            return _describe(ledger, run, state_dir, detail=True)
+        runs = ledger.runs(limit)
+        if not runs:
+            return [f"{state_dir}: no runs yet"]
+        lines: list[str] = []
+        for index, run in enumerate(runs):
+            lines.extend(_describe(ledger, run, state_dir, detail=index == 0))
+        return lines
+    finally:
+        ledger.close()

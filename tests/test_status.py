@@ -1,0 +1,53 @@
+"""``phone-enrich status``: runs, their state, credits and failures by reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from enrich_helpers import EMULATOR_KEY, KEY_ENV, write_leads
+
+from pipeline.emulators.server import Emulator
+from pipeline.emulators.state import ProviderKnobs
+
+from conftest import CliResult
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    with Emulator({"tcpa_authority": ProviderKnobs(latency_ms=0, rate_limit=None)}) as em:
+        monkeypatch.setenv(KEY_ENV, EMULATOR_KEY)
+        yield em
+
+
+def test_status_shows_runs_credits_and_failures_by_reason(
+    cli: Callable[..., CliResult],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    emulator: Emulator,
+) -> None:
+    phones = ["2027771043", "3125557788", "4158830123"]
+    source = write_leads(tmp_path / "in.csv", [(p, "2020-06-01") for p in phones])
+    config = write_config(
+        input={"path": str(source), "phone_column": "phone", "consent_date_column": "consent_date"},
+        output={"path": str(tmp_path / "out.csv")},
+        **{"providers.tcpa_authority": {
+            "base_url": emulator.base_url("tcpa_authority"), "batch_size": 2,
+            "max_attempts": 2, "max_concurrency": 1, "requests_per_minute": 60000}},
+    )  # fmt: skip
+    assert cli("status", config).out.strip().endswith("no runs yet")
+    emulator.queue_faults("tcpa_authority", [500] * 4)  # both batches give up
+    assert cli("run", config, "--quiet").code == 1
+    result = cli("status", config)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    run_id = lines[0].split()[0]
+    assert "finished (session 1, exit 1)" in lines[0]
+    assert "charged 0 credits" in result.out
+    assert "tcpa_authority: lookups failed 3; 4 requests, 2 retries" in result.out
+    assert "failed 3 x tcpa_authority: gave up after 2 attempts" in result.out
+    detail = cli("status", config, "--run", run_id)
+    assert detail.out.splitlines()[0] == lines[0]
+    missing = cli("status", config, "--run", "nope")
+    assert missing.code == 2 and "no such run" in missing.err
