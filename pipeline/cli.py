@@ -102,6 +102,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from pipeline.run import retry
+
+    config = load_config(args.config)
+    with _sigterm_interrupts():
+        summary = retry(
+            config,
+            run_id=args.run,
+            config_path=args.config,
+            on_progress=_progress_printer(args.quiet),
+        )
+    if not args.quiet:
+        _print_summary(summary)
+    return summary.exit_code
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from pipeline.status import status_lines
 
@@ -158,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_run)
+
+    p = commands.add_parser("retry", help="re-attempt the lookups that failed in a run")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("--run", help="the run to retry (default: this config's latest run)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
+    p.set_defaults(handler=_cmd_retry)
 
     p = commands.add_parser("status", help="runs of the config's state folder, and their figures")
     p.add_argument("config", help="TOML config file")

@@ -37,7 +37,7 @@ from pipeline.flow import PlannerThread, merged_batches
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, output_schema
 from pipeline.io.writer import write_batches
 from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, RunRecord
 from pipeline.lock import state_lock
 from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
@@ -205,8 +205,27 @@ def run(
     """
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
-            config, config_path, on_progress, progress_every_s, no_cache, force, transport
+            config, config_path, on_progress, progress_every_s, no_cache, force, transport, None
         )
+
+
+def retry(
+    config: Config,
+    *,
+    run_id: str | None = None,
+    config_path: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = 2.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RunSummary:
+    """Re-attempt the lookups that failed in a run (default: this config's latest run),
+    as a new session of that run: answers it already has are not bought again, and its
+    output and report are rewritten (row trace ids do not change)."""
+    with state_lock(Path(config.run.state_dir)):
+        return _locked_run(
+            config, config_path, on_progress, progress_every_s, False, True, transport,
+            run_id or "",
+        )  # fmt: skip
 
 
 def _locked_run(
@@ -217,6 +236,7 @@ def _locked_run(
     no_cache: bool,
     force: bool,
     transport: httpx.AsyncBaseTransport | None,
+    retry_of: str | None,
 ) -> RunSummary:
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -240,13 +260,38 @@ def _locked_run(
         done = None if force else _already_done(ledger, config, source, providers)
         if done is not None:
             return done
+        again = (
+            None if retry_of is None else _run_to_retry(ledger, config, source, providers, retry_of)
+        )
         return _run_job(
             config, config_path, source, ledger, providers, started, clock,
-            on_progress, progress_every_s, no_cache, transport,
+            on_progress, progress_every_s, no_cache, transport, again,
         )  # fmt: skip
     finally:
         source.close()
         ledger.close()
+
+
+def _run_to_retry(
+    ledger: Ledger, config: Config, source: InputFile, providers: list[Provider], run_id: str
+) -> RunRecord:
+    job = job_id(config, source, providers)
+    if not run_id:
+        latest = ledger.latest_run(job)
+        if latest is None:
+            raise UsageError(
+                f"{config.input.path}: no run of this input with this config to retry; use run"
+            )
+        return latest
+    record = ledger.get_run(run_id)
+    if record is None:
+        raise UsageError(f"--run {run_id}: no such run in {config.run.state_dir}")
+    if record.job != job:
+        raise UsageError(
+            f"--run {run_id}: that run enriched another input or config "
+            f"({record.input_path} -> {record.output_path}); pass the config it ran with"
+        )
+    return record
 
 
 def _already_done(
@@ -301,10 +346,13 @@ def _run_job(
     progress_every_s: float,
     no_cache: bool,
     transport: httpx.AsyncBaseTransport | None,
+    again: RunRecord | None = None,
 ) -> RunSummary:
-    record = open_run(
-        ledger, job_id(config, source, providers), config, config_path, started, no_cache
-    )
+    if again is not None:
+        record = ledger.resume(again.run_id)
+    else:
+        job = job_id(config, source, providers)
+        record = open_run(ledger, job, config, config_path, started, no_cache)
     run_id = record.run_id
     summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
     run_dir = Path(config.run.state_dir) / "runs" / run_id
