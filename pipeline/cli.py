@@ -118,6 +118,23 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from pipeline.estimate import estimate
+
+    config = load_config(args.config, input_path=args.input)
+    result = estimate(config)
+    print(f"estimate for {config.input.path} (no calls made)")
+    print(f"  rows: {result.rows:,}   valid phones: {result.valid_phones:,}")
+    for name, p in result.providers.items():
+        print(
+            f"  {name}: {p.rows_sent:,} rows to look up, {p.unique_keys:,} unique keys, "
+            f"{p.cached:,} already answered, {p.to_buy:,} to buy in {p.requests:,} requests, "
+            f"{p.credits:,} credits, {p.minutes:,.1f} min at the configured rate"
+        )
+    print(f"  credits: {result.credits:,}   time: {result.minutes:,.1f} min")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from pipeline.status import status_lines
 
@@ -180,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="the run to retry (default: this config's latest run)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_retry)
+
+    p = commands.add_parser("estimate", help="rows, lookups, requests, credits, time: no calls")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("--input", help="input file (overrides input.path)")
+    p.set_defaults(handler=_cmd_estimate)
 
     p = commands.add_parser("status", help="runs of the config's state folder, and their figures")
     p.add_argument("config", help="TOML config file")

@@ -95,7 +95,7 @@ def added_columns(config: Config, providers: list[Provider]) -> list[str]:
     return columns
 
 
-def _check_columns(config: Config, source: InputFile, providers: list[Provider]) -> None:
+def check_columns(config: Config, source: InputFile, providers: list[Provider]) -> None:
     wanted = {
         "input.phone_column": config.input.phone_column,
         "input.id_column": config.input.id_column,
@@ -115,7 +115,7 @@ def _check_columns(config: Config, source: InputFile, providers: list[Provider])
         )
 
 
-def _pipeline(config: Config) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+def normalizer(config: Config) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
     """Per-batch work that does not depend on where the batch sits in the file."""
 
     def transform(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -249,7 +249,7 @@ def _locked_run(
     try:
         providers = build_providers(config)  # a missing key fails here, before any work
         source = open_input(input_path, config.input.encoding, state_dir / "tmp")
-        _check_columns(config, source, providers)
+        check_columns(config, source, providers)
         ledger = Ledger(state_dir)
     except BaseException as exc:
         if source is not None:
@@ -380,7 +380,7 @@ def _run_job(
     engine: Engine | None = None
     try:
         remove_stale_temp_outputs(output_path)
-        transform = _pipeline(config)
+        transform = normalizer(config)
         finish = _finisher(config, source, providers)
         with ExitStack() as stack:
             if providers:
