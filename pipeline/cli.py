@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import traceback
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, PipelineError, UsageError
-from pipeline.run import Progress, RunSummary, run
+from pipeline.progress import Progress
+from pipeline.run import RunSummary, run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,15 +27,35 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
+    """On a terminal, one line redrawn in place with a bar; off one (cron), a JSON line
+    each time, for log files; nothing with --quiet."""
     if quiet:
         return None
     tty = sys.stderr.isatty()
 
     def show(progress: Progress) -> None:
-        rate = progress.rows / progress.elapsed_s if progress.elapsed_s else 0.0
-        line = f"phone-enrich: {progress.rows:,} rows read ({rate:,.0f} rows/s)"
-        print(line, end="\r" if tty else "\n", file=sys.stderr, flush=True)
+        if not tty:
+            line = json.dumps({"event": "progress", **progress.as_dict()})
+            print(line, file=sys.stderr, flush=True)
+            return
+        total = progress.rows_total
+        share = min(1.0, progress.rows / total) if total else 0.0
+        bar = "#" * int(share * 20) + "-" * (20 - int(share * 20))
+        line = (
+            f"[{bar}] {progress.rows:,}/{total or 0:,} rows | {progress.requests:,} requests"
+            f" | {progress.credits:,} credits | {progress.failed:,} failed"
+            f" | {_duration(progress.elapsed_s)} elapsed, ETA {_duration(progress.eta_s)}"
+        )
+        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
 
     return show
 
@@ -90,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             no_cache=args.no_cache,
             force=args.force,
         )
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
     if summary.already_done:
         print(
             f"run {summary.run_id} already enriched this input with this config "

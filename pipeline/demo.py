@@ -10,7 +10,8 @@ from pathlib import Path
 from pipeline.config import Config, load_config
 from pipeline.emulators import Emulator, ProviderKnobs
 from pipeline.errors import UsageError
-from pipeline.run import Progress, RunSummary, run
+from pipeline.progress import Progress
+from pipeline.run import RunSummary, run
 
 DEMO_CONFIG = Path("configs/demo.toml")
 DEMO_SAMPLE_ROWS = 2_000

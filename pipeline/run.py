@@ -47,20 +47,13 @@ from pipeline.normalize import (
     normalize_phones,
 )
 from pipeline.plan import PlannedBatch, Planner, RunContext
+from pipeline.progress import Progress, RunLog, Ticker, estimate_rows
 from pipeline.providers import Provider, build_providers
 from pipeline.report import FailedRowsFile, provider_report, write_report
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot for progress display."""
-
-    rows: int
-    elapsed_s: float
 
 
 @dataclass
@@ -376,6 +369,12 @@ def _run_job(
         "output": {"path": str(output_path)},
     }
     failed_rows = FailedRowsFile(run_dir)
+    log = RunLog(run_dir)
+    log.event(
+        "run_started" if record.session == 1 else "run_resumed",
+        run_id=run_id, session=record.session, input=str(config.input.path),
+        output=str(output_path), providers=[p.name for p in providers],
+    )  # fmt: skip
     budget = Budget(config.run.max_credits, ledger.charged(run_id))
     engine: Engine | None = None
     try:
@@ -402,8 +401,23 @@ def _run_job(
                     stopped.update({p.name: engine.stopped(p.name) for p in providers})
                 return merge(planned, providers, ledger, context, stopped, tallies)
 
+            rows_total = estimate_rows(source.read_path, source.format)
+
+            def snapshot() -> Progress:
+                sent = sum(lane.pacer.sent for lane in engine.lanes.values()) if engine else 0
+                return Progress(
+                    summary.rows, time.monotonic() - clock, sent, budget.spent,
+                    failed_rows.count, rows_total,
+                )  # fmt: skip
+
+            def report_progress(progress: Progress) -> None:
+                log.event("progress", **progress.as_dict())
+                if on_progress is not None:
+                    on_progress(progress)
+
+            stack.enter_context(Ticker(snapshot, report_progress, progress_every_s))
+
             def batches() -> Iterator[pl.DataFrame]:
-                last_report = clock
                 # Trace ids before planning: a provider may send one (phone
                 # enrichment's record_id when the input has no id column).
                 trace = trace_id_expr(source.fingerprint, ROW_NUMBER)
@@ -417,10 +431,6 @@ def _run_job(
                         out = finish(batch)
                         failed_rows.add(_failures(out, batch, providers))
                         yield out
-                        now = time.monotonic()
-                        if on_progress is not None and now - last_report >= progress_every_s:
-                            on_progress(Progress(summary.rows, now - clock))
-                            last_report = now
 
             schema = _output_schema(source, transform, finish, providers)
             safe = tuple(c for p in providers for c in text_columns(p))
@@ -469,6 +479,12 @@ def _run_job(
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
         summary.report = write_report(run_dir, report)
+        log.event(
+            "run_ended", exit_code=summary.exit_code, rows=summary.rows,
+            credits=summary.credits, duration_s=round(summary.duration_s, 3),
+            stopped={name: why for name, why in stopped.items() if why},
+            error=report.get("error"),
+        )  # fmt: skip
         summary.failed_rows = failed_rows.close()
     return summary
 
