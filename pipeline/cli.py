@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.config import Config, load_config
 from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, PipelineError, UsageError
 from pipeline.progress import Progress
 from pipeline.run import RunSummary, run
@@ -101,9 +101,27 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.inbox import inbox_configs, is_inbox
+
     config = load_config(
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
+    if not is_inbox(config):
+        return _run_one(args, config)
+    configs = inbox_configs(config)
+    if not configs:
+        print(f"inbox {config.input.path}: no files")
+        return 0
+    worst = 0
+    for one in configs:
+        code = _run_one(args, one)
+        worst = max(worst, code)
+        if code not in (0, 1):
+            break  # stopped (budget, key, signal): the rest waits for the next run
+    return worst
+
+
+def _run_one(args: argparse.Namespace, config: Config) -> int:
     with _sigterm_interrupts():
         summary = run(
             config,
@@ -116,7 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(file=sys.stderr)  # end the progress line
     if summary.already_done:
         print(
-            f"run {summary.run_id} already enriched this input with this config "
+            f"{config.input.path}: run {summary.run_id} already enriched it with this config "
             f"(every row settled): nothing to do. Output: {summary.output}; "
             "--force runs it again."
         )

@@ -11,11 +11,18 @@ from __future__ import annotations
 import codecs
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, UsageError
 from pipeline.phone_metadata import NANP_REGIONS
 from pipeline.provider_config import ProvidersConfig
 
@@ -53,15 +60,26 @@ class InputConfig(_Section):
 
 
 class OutputConfig(_Section):
-    path: str
+    path: str | None = None
     """Output file; its extension (.csv or .parquet) chooses the format."""
+    dir: str | None = None
+    """Inbox mode (instead of path): a folder where each input matched by the glob in
+    input.path gets its own output, named after it (leads.csv -> leads.enriched.parquet)."""
+    format: Literal["csv", "parquet"] = "parquet"
+    """The outputs' format in inbox mode."""
 
     @field_validator("path")
     @classmethod
-    def _known_suffix(cls, value: str) -> str:
-        if Path(value).suffix.lower() not in OUTPUT_SUFFIXES:
+    def _known_suffix(cls, value: str | None) -> str | None:
+        if value is not None and Path(value).suffix.lower() not in OUTPUT_SUFFIXES:
             raise ValueError("expected a path ending in .csv or .parquet")
         return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> OutputConfig:
+        if (self.path is None) == (self.dir is None):
+            raise ValueError("set exactly one of output.path (a file) or output.dir (inbox mode)")
+        return self
 
 
 class RunSettings(_Section):
@@ -98,6 +116,14 @@ class Config(_Section):
     """State folder, budget and batch size."""
     normalize: NormalizeConfig = NormalizeConfig()
     """Which regions count as valid."""
+
+    @property
+    def output_file(self) -> Path:
+        """The output file of a single-file run (inbox mode names one per input)."""
+        if self.output.path is None:
+            raise UsageError("output.dir is inbox mode: run it with `phone-enrich run`")
+        return Path(self.output.path)
+
     providers: ProvidersConfig = ProvidersConfig()
     """Which provider APIs to call, and how; none means normalize-only."""
 
@@ -153,4 +179,6 @@ def load_config(
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: key '{section}' must be a table, not {table!r}")
             table[key] = value
+            if (section, key) == ("output", "path"):
+                table.pop("dir", None)  # --output names one file: not inbox mode
     return parse_config(data, source)

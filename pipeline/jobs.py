@@ -36,7 +36,7 @@ def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
         "input": str(Path(config.input.path).resolve()),
         "fingerprint": source.fingerprint,
         "columns": config.input.model_dump(mode="json", exclude={"path"}),
-        "output": str(Path(config.output.path).resolve()),
+        "output": str(config.output_file.resolve()),
         "normalize": config.normalize.model_dump(mode="json"),
         "providers": {
             p.name: [p.params(), settings[p.name].model_dump(mode="json", exclude=tuning)]
@@ -81,7 +81,7 @@ def open_run(
         job,
         config_path=config_path,
         input_path=str(config.input.path),
-        output_path=str(config.output.path),
+        output_path=str(config.output_file),
         cache_cutoff=None if no_cache else started.timestamp(),
     )
 

@@ -235,7 +235,7 @@ def _locked_run(
     clock = time.monotonic()
     state_dir = Path(config.run.state_dir)
     input_path = Path(config.input.path)
-    output_path = Path(config.output.path)
+    output_path = config.output_file
     if input_path.exists() and output_path.exists() and input_path.samefile(output_path):
         raise UsageError(f"{output_path}: output.path is the input file; choose another path")
     source: InputFile | None = None
@@ -292,7 +292,7 @@ def _already_done(
 ) -> RunSummary | None:
     """The last run of this very job, if it settled every row and its output is there."""
     last = ledger.latest_run(job_id(config, source, providers))
-    output = Path(config.output.path)
+    output = config.output_file
     if last is None or last.state != "finished" or last.exit_code != EXIT_OK:
         return None
     if not output.exists():
@@ -320,7 +320,7 @@ def _report_early_failure(
             "config": config_path,
             "started_at": started.isoformat(),
             "input": {"path": str(config.input.path)},
-            "output": {"path": str(config.output.path)},
+            "output": {"path": str(config.output_file)},
             "exit_code": _exit_code_of(exc),
             "error": str(exc) or type(exc).__name__,
         },
@@ -349,7 +349,7 @@ def _run_job(
     run_id = record.run_id
     summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
     run_dir = Path(config.run.state_dir) / "runs" / run_id
-    output_path = Path(config.output.path)
+    output_path = config.output_file
     context = RunContext(run_id, record.session, cache_from(record, config))
     for provider in providers:
         ledger.set_params(provider.name, provider.params())
