@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipeline.emulators.checkthatphone import CheckThatPhoneApp
 from pipeline.emulators.state import (
     Fault,
     ProviderApp,
@@ -42,7 +43,10 @@ from pipeline.emulators.state import (
 )
 from pipeline.emulators.tcpa_authority import TcpaAuthorityApp
 
-APPS: dict[str, Callable[[], ProviderApp]] = {TcpaAuthorityApp.name: TcpaAuthorityApp}
+APPS: dict[str, Callable[[], ProviderApp]] = {
+    TcpaAuthorityApp.name: TcpaAuthorityApp,
+    CheckThatPhoneApp.name: CheckThatPhoneApp,
+}
 """Registry: provider name -> app factory. New providers register here."""
 MAX_BODY = 64 * 1024 * 1024
 
