@@ -246,12 +246,18 @@ def _refused_reason(data: dict[str, Any]) -> str:
     """The error text of an ``action == "error"`` answer: its reason, never a name."""
     reason = data.get("reason")
     text = " ".join(reason.split())[:200] if isinstance(reason, str) and reason.strip() else ""
+    text = _redact(text, data)
+    return f"{WHAT}: action=error" + (f": {text}" if text else ": the phone was refused")
+
+
+def _redact(text: str, data: dict[str, Any]) -> str:
+    """``text`` without the answer's litigator name (whole, or any word of it)."""
     name = data.get("litigator_name")
     if isinstance(name, str) and name.strip():
-        for part in {name.strip(), *name.split()}:
+        for part in sorted({name.strip(), *name.split()}, key=len, reverse=True):
             if len(part) > 2:
                 text = text.replace(part, REDACTED)
-    return f"{WHAT}: action=error" + (f": {text}" if text else ": the phone was refused")
+    return text
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -267,7 +273,8 @@ def _error_text(response: httpx.Response) -> str:
         if isinstance(value, dict):
             value = value.get("message")
         if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:200]
+            data = envelope.get("data")
+            return _redact(" ".join(value.split())[:200], data if isinstance(data, dict) else {})
     return ""
 
 
