@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.emulators.checkthatphone import CheckThatPhoneApp
+from pipeline.emulators.phone_enrichment import PhoneEnrichmentApp
 from pipeline.emulators.state import (
     Fault,
     ProviderApp,
@@ -46,6 +47,7 @@ from pipeline.emulators.tcpa_authority import TcpaAuthorityApp
 APPS: dict[str, Callable[[], ProviderApp]] = {
     TcpaAuthorityApp.name: TcpaAuthorityApp,
     CheckThatPhoneApp.name: CheckThatPhoneApp,
+    PhoneEnrichmentApp.name: PhoneEnrichmentApp,
 }
 """Registry: provider name -> app factory. New providers register here."""
 MAX_BODY = 64 * 1024 * 1024

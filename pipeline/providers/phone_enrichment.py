@@ -1,0 +1,294 @@
+"""Phone enrichment: find a phone for a contact from name + company/domain, a LinkedIn
+id or an email.
+
+POST ``/v1/enrich/phone`` with ``Authorization: Bearer <key>`` and one record per
+request: ``{"record_id", "first_name", "last_name", "company", "email",
+"linkedin_id", "domain"}`` (fields a row lacks are left out). A 200 answers
+``phone`` in E.164, or null: a phone is a ``hit``, null a ``no_match``. The API
+does not report charges, so a hit costs ``credits_per_hit`` and a miss
+``credits_per_no_match`` (1 and 0 by default).
+
+Who is looked up: rows whose phone is missing or invalid (``phone_valid`` false or
+null) and that have first_name + last_name + (company or domain), or a linkedin_id,
+or an email. ``columns`` maps each API field to an input column; a field it does not
+name is read from an input column of the same name when there is one. Values are
+trimmed, and a blank value is a missing one. Every other row is ``not_requested``.
+
+``record_id`` is the row's ``input.id_column`` value when that is set and not blank,
+else its ``row_trace_id``. The lookup key is the JSON object of everything sent
+(record_id first, then the six fields in the order above, nulls included), so two
+rows share an answer only when they would send the very same body; :meth:`request`
+decodes it back.
+
+Errors carry ``{error, details, request_id, credits_required, credits_remaining,
+retry_after}``, except 422, which is FastAPI's ``{"detail": [{loc, msg, type}]}``:
+
+* 422 and 400: the record was refused, ``invalid_input`` (never retried);
+* 401, 403, and 402 or any body with ``credits_required > credits_remaining``
+  (insufficient credits): the lane stops, the run exits 3 and resumes later;
+* 429, 5xx, 408: retried; the wait is the longer of the body's ``retry_after``
+  and the ``Retry-After`` header.
+
+An answer whose ``record_id`` is not the one sent is refused outright (``failed``,
+not retried): it would put another contact's phone on the row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import polars as pl
+
+from pipeline.config import Config
+from pipeline.errors import (
+    BadRequestError,
+    InputError,
+    LaneStoppedError,
+    ProviderError,
+    TerminalError,
+    TransientError,
+)
+from pipeline.provider_config import PhoneEnrichmentSettings, ProviderSettings
+from pipeline.providers.base import KEY, REFUSED, Provider, Reply, retry_after, short_text
+from pipeline.trace import TRACE_ID_COLUMN
+
+PATH = "/v1/enrich/phone"
+WHAT = "Phone enrichment"
+API_FIELDS = ("first_name", "last_name", "company", "email", "linkedin_id", "domain")
+"""The contact fields of a request body, in key order (after ``record_id``)."""
+GARBLED = f"{WHAT}: the answer is not the JSON the API documents"
+_MAX_DETAIL = 200
+
+# Answer field -> type; the column is ``append_`` + the field, in this order.
+_ANSWER: dict[str, pl.DataType] = {
+    "phone": pl.String(),
+    "email": pl.String(),
+    "linkedin_id": pl.String(),
+    "processing_time_ms": pl.Int64(),
+}
+
+
+class PhoneEnrichment(Provider):
+    name: ClassVar[str] = "phone_enrichment"
+    prefix: ClassVar[str] = "append"
+    fields: ClassVar[dict[str, pl.DataType]] = {**_ANSWER, "record_id": pl.String()}
+    appends_phone: ClassVar[str | None] = "phone"
+
+    def __init__(
+        self, settings: PhoneEnrichmentSettings, api_key: str, *, id_column: str | None
+    ) -> None:
+        self.settings = settings
+        self._api_key = api_key
+        self._id_column = id_column
+        self._url = settings.base_url + PATH
+
+    def __repr__(self) -> str:  # never show the key
+        return f"PhoneEnrichment({self.settings.base_url!r})"
+
+    def params(self) -> str:
+        # Everything that changes an answer is in the key (the whole request body).
+        return "v1"
+
+    def max_credits_per_key(self) -> int:
+        return max(self.settings.credits_per_hit, self.settings.credits_per_no_match)
+
+    # -- planning ------------------------------------------------------------------------
+
+    def input_columns(self, available: Sequence[str]) -> dict[str, str]:
+        """API field -> the input column it is read from, for the fields this input has.
+
+        A column named in ``columns`` must exist (else :class:`InputError`); a field it
+        does not name is read from a same-named column when there is one.
+        """
+        have = set(available)
+        mapped: dict[str, str] = {}
+        for field in API_FIELDS:
+            column = self.settings.columns.get(field)
+            if column is not None:
+                if column not in have:
+                    raise InputError(
+                        f"providers.phone_enrichment.columns: {field} = {column!r}, but the "
+                        f"input has no column {column!r}"
+                    )
+                mapped[field] = column
+            elif field in have:
+                mapped[field] = field
+        return mapped
+
+    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        names = frame.collect_schema().names()
+        mapped = self.input_columns(names)
+        values = {
+            field: _text(pl.col(mapped[field])) if field in mapped else _NULL
+            for field in API_FIELDS
+        }
+        record_id = pl.col(TRACE_ID_COLUMN).cast(pl.String)
+        if self._id_column is not None:
+            record_id = pl.coalesce(_text(pl.col(self._id_column)), record_id)
+
+        present = {field: value.is_not_null() for field, value in values.items()}
+        by_name = present["first_name"] & present["last_name"]
+        by_name = by_name & (present["company"] | present["domain"])
+        enough = by_name | present["linkedin_id"] | present["email"]
+        needs_phone = ~pl.col("phone_valid").fill_null(False)
+        body = pl.struct(record_id.alias("record_id"), *(v.alias(f) for f, v in values.items()))
+        key = pl.when(needs_phone & enough).then(body.struct.json_encode())
+        return frame.with_columns(key.alias(KEY), pl.lit(None, dtype=pl.String).alias(REFUSED))
+
+    def derived(self) -> dict[str, pl.Expr]:
+        """The record_id the row was sent under (its id, or its row_trace_id)."""
+        return {"record_id": pl.col(KEY).str.json_path_match("$.record_id")}
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+        (key,) = keys
+        sent = {name: value for name, value in json.loads(key).items() if value is not None}
+        return httpx.Request(
+            "POST",
+            self._url,
+            content=json.dumps(sent, ensure_ascii=False).encode(),
+            headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "X-Request-ID": request_id,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+
+    def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
+        if response.status_code != 200:
+            raise error_for(response)
+        body = _json_object(response)
+        if body is None:
+            raise TransientError(GARBLED, status=200)
+        if body.get("success") is False:
+            raise TerminalError(f"{WHAT}: HTTP 200 but success is false: {_message(body)}")
+        answer: dict[str, Any] = {}
+        for field, dtype in _ANSWER.items():
+            value = body.get(field)
+            if value is not None and not _fits(value, dtype):
+                raise TransientError(f"{GARBLED} ({field} = {value!r:.40})", status=200)
+            answer[field] = value if value != "" else None
+        sent = json.loads(keys[0])["record_id"]
+        echoed = body.get("record_id")
+        if echoed is not None and str(echoed) != sent:
+            raise TerminalError(
+                f"{WHAT}: answered record_id {str(echoed)[:40]!r} for {sent!r}; "
+                "not trusting the answer",
+                status=200,
+            )
+        if answer["phone"] is not None:
+            return Reply.single("hit", answer, self.settings.credits_per_hit)
+        return Reply.single("no_match", answer, self.settings.credits_per_no_match)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+_NULL = pl.lit(None, dtype=pl.String)
+
+
+def _text(column: pl.Expr) -> pl.Expr:
+    """The column as trimmed text, blank as null."""
+    value = column.cast(pl.String).str.strip_chars()
+    return pl.when(value.str.len_bytes() > 0).then(value)
+
+
+def _fits(value: object, dtype: pl.DataType) -> bool:
+    if dtype == pl.Int64:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _message(body: dict[str, Any]) -> str:
+    """The error envelope's own words, or FastAPI's ``detail`` list, on one short line."""
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:5]:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+        text = "; ".join(parts)
+    elif isinstance(detail, str):
+        text = detail
+    else:
+        error, details = body.get("error"), body.get("details")
+        text = str(error) if error is not None else ""
+        if details not in (None, "", error):
+            extra = details if isinstance(details, str) else json.dumps(details, default=str)
+            text = f"{text} ({extra})" if text else extra
+    return " ".join(text.split())[:_MAX_DETAIL]
+
+
+def _insufficient_credits(
+    body: dict[str, Any] | None,
+) -> tuple[float | None, float | None] | None:
+    """(required, remaining) when the envelope says the account is out of credits."""
+    if body is None:
+        return None
+    required = _number(body.get("credits_required"))
+    remaining = _number(body.get("credits_remaining"))
+    short = required is not None and remaining is not None and required > remaining
+    if short or "insufficient credit" in str(body.get("error") or "").lower():
+        return required, remaining
+    return None
+
+
+def error_for(response: httpx.Response) -> ProviderError:
+    """The classified error of a non-200 answer (see the module docstring)."""
+    status = response.status_code
+    body = _json_object(response)
+    text = _message(body) if body is not None else short_text(response)
+    message = f"{WHAT}: HTTP {status}" + (f": {text}" if text else "")
+    if body is not None and isinstance(body.get("request_id"), str):
+        message += f" [request_id {body['request_id'][:64]}]"
+    credits = _insufficient_credits(body)
+    if credits is not None:
+        required, remaining = credits
+        need = "?" if required is None else f"{required:g}"
+        left = "?" if remaining is None else f"{remaining:g}"
+        return LaneStoppedError(
+            f"{message} (out of credits: {need} required, {left} remaining)", status=status
+        )
+    if status in (401, 402, 403):
+        return LaneStoppedError(message, status=status)
+    if status == 429 or status == 408 or status >= 500:
+        waits = [w for w in (retry_after(response), _body_wait(body)) if w is not None]
+        return TransientError(message, status=status, retry_after=max(waits, default=None))
+    if status in (400, 422):
+        return BadRequestError(message, status=status)
+    return TerminalError(message, status=status)
+
+
+def _body_wait(body: dict[str, Any] | None) -> float | None:
+    return None if body is None else _number(body.get("retry_after"))
+
+
+def build(settings: ProviderSettings, api_key: str, config: Config) -> PhoneEnrichment:
+    """The provider for the ``[providers.phone_enrichment]`` section."""
+    assert isinstance(settings, PhoneEnrichmentSettings)
+    return PhoneEnrichment(settings, api_key, id_column=config.input.id_column)
