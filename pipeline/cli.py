@@ -207,10 +207,37 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import DEMO_CONFIG, run_demo
 
-    summary, sample = run_demo(on_progress=_progress_printer(args.quiet))
-    print(f"demo: enriched {sample} with {DEMO_CONFIG} against the local emulators")
+    result = run_demo(on_progress=_progress_printer(args.quiet))
+    summary = result.summary
+    print(f"demo: enriched {result.sample} with {DEMO_CONFIG} against the local emulators")
     _print_summary(summary)
+    print(_provider_table(summary, result.charged))
     return summary.exit_code
+
+
+def _provider_table(summary: RunSummary, charged: dict[str, int]) -> str:
+    """Per provider: what the rows got, and our credits beside what its emulator charged."""
+    head = ("provider", "hit", "no_match", "invalid", "failed", "not_req", "requests",
+            "cached", "credits", "charged")  # fmt: skip
+    lines: list[tuple[str, ...]] = [head]
+    for name, figures in summary.providers.items():
+        rows = figures["rows"]
+        lines.append((
+            name, *(f"{rows[s]:,}" for s in ("hit", "no_match", "invalid_input", "failed")),
+            f"{rows['not_requested']:,}", f"{figures['requests']:,}",
+            f"{figures['cache_hits']:,}", f"{figures['credits']:,}",
+            f"{charged.get(name, 0):,}",
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                  enumerate(zip(line, widths, strict=True)))
+        for line in lines
+    ]  # fmt: skip
+    ours, theirs = summary.credits, sum(charged.values())
+    verdict = "they match" if ours == theirs else "MISMATCH"
+    text.append(f"credits in the output {ours:,}; charged by the emulators {theirs:,}: {verdict}")
+    return "\n".join(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

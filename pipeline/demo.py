@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Config, load_config
@@ -46,7 +47,15 @@ def demo_knobs(config: Config) -> dict[str, ProviderKnobs]:
     return knobs
 
 
-def run_demo(on_progress: Callable[[Progress], None] | None = None) -> tuple[RunSummary, Path]:
+@dataclass(frozen=True)
+class DemoResult:
+    summary: RunSummary
+    sample: Path
+    charged: dict[str, int]
+    """Credits each provider's emulator charged in this run (the provider's own word)."""
+
+
+def run_demo(on_progress: Callable[[Progress], None] | None = None) -> DemoResult:
     """Write the sample if it is missing, start the emulators, run the demo config."""
     from pipeline.sample import write_sample
 
@@ -65,4 +74,8 @@ def run_demo(on_progress: Callable[[Progress], None] | None = None) -> tuple[Run
             on_progress=on_progress,
             force=True,
         )
-    return summary, sample
+        charged = {
+            name: sum(emulator.state(name)["charged"].values())
+            for name in config.providers.enabled()
+        }
+    return DemoResult(summary, sample, charged)

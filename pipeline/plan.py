@@ -131,9 +131,13 @@ class Planner:
     ) -> pl.DataFrame:
         """The cascade: wait for the phones ``provider`` finds for this batch, normalize
         them, and put the valid ones in the row's phone columns (``phone_source =
-        appended``), so the providers planned after it look them up in the same run."""
-        if not plan.waits:
-            return batch
+        appended``), so the providers planned after it look them up in the same run.
+
+        Answers already in the ledger (the cache, an earlier session of this run) are
+        appended the same way as fresh ones: the output is a function of (input, ledger).
+        """
+        if plan.keys.get_column(KEY).null_count() == plan.keys.height:
+            return batch  # no row of this batch asks this provider
         engine = self.engine
         for ticket in plan.waits:
             while not ticket.future.done() and engine is not None and engine.alive:
