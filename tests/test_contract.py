@@ -7,6 +7,7 @@ import importlib
 import json
 import pkgutil
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,12 @@ def test_contract(
         assert {k: row[k] for k in expected} == expected
     if case.requests is not None:
         assert state["totals"]["requests"] == case.requests
+    if case.min_gap_s is not None:
+        arrivals = [entry["arrived_mono"] for entry in state["requests"]]
+        gaps = [later - earlier for earlier, later in pairwise(arrivals)]
+        assert gaps and min(gaps) >= case.min_gap_s, gaps
+    for left, right in case.same:
+        assert out[left].to_list() == out[right].to_list(), (left, right)
     assert summary.report is not None
     report = json.loads(summary.report.read_text())
     charged = int(state["totals"]["credits"])

@@ -78,6 +78,27 @@ def phone_for(h: int) -> str:
     return f"+1{area}{exchange:03d}{line:04d}"
 
 
+def _host(domain: str) -> str:
+    """A domain as a mail host: ``https://www.Acme.com/about`` -> ``acme.com``."""
+    host = domain.strip().lower().split("://", 1)[-1].split("/", 1)[0]
+    host = host.removeprefix("www.")
+    return ".".join(part for part in (_slug(p, "-") for p in host.split(".")) if part)
+
+
+def _email_for(first: str, last: str, domain: str | None, company: str | None) -> str | None:
+    """The work address a hit may find: ``first.last@`` the domain, else company + .com;
+    None when the name or the host has nothing left in ASCII."""
+    host = _host(domain) if domain else ""
+    if "." not in host:
+        host = (_slug(company or "") + ".com") if company and _slug(company) else ""
+    local = f"{_slug(first)}.{_slug(last)}"
+    return (
+        f"{local}@{host}"
+        if host and not local.startswith(".") and not local.endswith(".")
+        else None
+    )
+
+
 def _domain_of(fields: dict[str, str | None]) -> str | None:
     email = fields.get("email")
     return email.rsplit("@", 1)[-1].lower() if email and "@" in email else None
@@ -113,8 +134,7 @@ def lookup(fields: dict[str, str | None]) -> dict[str, Any]:
             continue
         phone = phone_for(h)
         if found_email is None and first and last and (h >> 48) % 2 == 0:
-            where = _slug(domain or "") or (_slug(company or "") + ".com")
-            found_email = f"{_slug(first)}.{_slug(last)}@{where}"
+            found_email = _email_for(first, last, domain, company)
         if found_linkedin is None and (h >> 52) % 2 == 0:
             who = f"{first}-{last}" if first and last else (email or "").split("@")[0]
             found_linkedin = f"{_slug(who, '-')}-{(h >> 16) % 1_000_000:06d}"

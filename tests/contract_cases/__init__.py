@@ -39,6 +39,10 @@ class Case:
     exit_code: int = 0
     requests: int | None = None
     """Requests the emulator saw, if the case is about retries."""
+    min_gap_s: float | None = None
+    """Least seconds between two requests' arrivals at the emulator (a wait honoured)."""
+    same: list[tuple[str, str]] = field(default_factory=list)
+    """Pairs of output columns that must hold the same value on every row."""
 
 
 @dataclass(frozen=True)
