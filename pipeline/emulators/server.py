@@ -43,11 +43,13 @@ from pipeline.emulators.state import (
     check_fault,
 )
 from pipeline.emulators.tcpa_authority import TcpaAuthorityApp
+from pipeline.emulators.tdg_reverse_phone import TdgReversePhoneApp
 
 APPS: dict[str, Callable[[], ProviderApp]] = {
     TcpaAuthorityApp.name: TcpaAuthorityApp,
     CheckThatPhoneApp.name: CheckThatPhoneApp,
     PhoneEnrichmentApp.name: PhoneEnrichmentApp,
+    TdgReversePhoneApp.name: TdgReversePhoneApp,
 }
 """Registry: provider name -> app factory. New providers register here."""
 MAX_BODY = 64 * 1024 * 1024

@@ -1,0 +1,155 @@
+"""The Data Group providers beyond the contract suite: how each answer is read, what is
+sent, what a run keeps (TDG's trace), and the adaptive pacer their lanes use, driven
+by an injected clock (no timing: the machine is noisy)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from pipeline.config import parse_config
+from pipeline.emulators.server import Emulator
+from pipeline.emulators.state import ProviderKnobs
+from pipeline.errors import BadRequestError, LaneStoppedError, TerminalError, TransientError
+from pipeline.provider_config import TdgReversePhoneSettings
+from pipeline.providers.tdg_reverse_phone import TdgReversePhone
+from pipeline.run import run
+
+SECRET = "tdg-secret-key-123"
+BASE = "https://api.tdg1.test"
+
+
+def reverse_phone(**settings: Any) -> TdgReversePhone:
+    return TdgReversePhone(TdgReversePhoneSettings(base_url=BASE, **settings), SECRET)
+
+
+def answered(status: int, body: Any = None, **headers: str) -> httpx.Response:
+    content = b"" if body is None else json.dumps(body).encode()
+    return httpx.Response(status, content=content, headers=headers)
+
+
+DOCUMENTED = {  # TDG's own sample response
+    "Name": {"LName": "Smith", "FName": "Tom", "MName": ""},
+    "Address": {
+        "House": "123", "PreDir": "", "Street": "Main", "StrType": "St.", "PostDir": "",
+        "AptType": None, "City": "Anytown", "State": "FL", "Zip": "34786", "Z4": "",
+        "CNTY": "", "Deliverable": True, "ValDate": "5/1/2025",
+    },
+    "trace": "c31c2d88-2d57-4dcf-ac12-f5d4e139a8871",
+}  # fmt: skip
+
+
+# -- reverse phone: requests and answers ---------------------------------------------------
+
+
+def test_reverse_phone_request_is_the_documented_post() -> None:
+    request = reverse_phone().request(["2125550123"], "req-1")
+    assert request.method == "POST"
+    assert str(request.url) == f"{BASE}/v3/lookup/phone"
+    assert json.loads(request.content) == {"Phone": "2125550123"}
+    assert request.headers["x-api-key"] == SECRET
+    assert request.headers["x-request-id"] == "req-1"
+    assert SECRET not in repr(reverse_phone())
+
+
+def test_reverse_phone_reads_the_documented_sample() -> None:
+    reply = reverse_phone().parse(answered(200, DOCUMENTED), ["2125550123"])
+    assert reply.statuses == ["hit"] and reply.credits == [1] and reply.error_list() == [None]
+    answer = reply.answers[0]
+    assert isinstance(answer, dict)
+    assert answer["LName"] == "Smith" and answer["FName"] == "Tom" and answer["MName"] is None
+    assert answer["Street"] == "Main" and answer["StrType"] == "St." and answer["Zip"] == "34786"
+    assert answer["Deliverable"] is True and answer["ValDate"] == "5/1/2025"
+    assert answer["trace"] == DOCUMENTED["trace"]
+    assert answer["PreDir"] is None and answer["AptType"] is None  # blank is null
+
+
+def test_reverse_phone_no_match_and_too_many_results() -> None:
+    provider = reverse_phone(credits_per_no_match=1)
+    none = provider.parse(httpx.Response(204), ["2125550123"])
+    assert (none.statuses, none.credits, none.error_list()) == (["no_match"], [1], [None])
+    body = {"message": "Too many results. Please refine your search criteria"}
+    many = provider.parse(answered(440, body), ["2125550123"])
+    assert many.statuses == ["no_match"] and many.credits == [1]
+    (error,) = many.error_list()
+    assert error is not None and "HTTP 440" in error and "too many results" in error
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, BadRequestError),
+        (401, LaneStoppedError),
+        (403, LaneStoppedError),
+        (429, TransientError),
+        (500, TransientError),
+        (503, TransientError),
+        (404, TerminalError),
+    ],
+)
+def test_reverse_phone_errors_are_classified(status: int, kind: type[Exception]) -> None:
+    response = answered(status, {"message": "nope"}, **{"Retry-After": "3"})
+    with pytest.raises(kind) as caught:
+        reverse_phone().parse(response, ["2125550123"])
+    assert f"HTTP {status}: nope" in str(caught.value)
+    if isinstance(caught.value, TransientError) and status == 429:
+        assert caught.value.retry_after == 3
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"{}", b'{"Name": "x"}'])
+def test_a_garbled_200_is_transient(body: bytes) -> None:
+    with pytest.raises(TransientError, match="not the JSON TDG documents"):
+        reverse_phone().parse(httpx.Response(200, content=body), ["2125550123"])
+
+
+# -- a run against the emulator -----------------------------------------------------------
+
+
+def _run(tmp_path: Path, emulator: Emulator, provider: str, rows: list[dict[str, str]],
+         **settings: Any) -> pl.DataFrame:  # fmt: skip
+    columns = sorted({name for row in rows for name in row})
+    frame = pl.DataFrame({c: [row.get(c, "") for row in rows] for c in columns})
+    frame.write_csv(tmp_path / "in.csv")
+    config = parse_config(
+        {
+            "input": {"path": str(tmp_path / "in.csv"), "phone_column": "phone"},
+            "output": {"path": str(tmp_path / "out.csv")},
+            "run": {"state_dir": str(tmp_path / "state")},
+            "providers": {
+                provider: {
+                    "base_url": emulator.base_url(provider),
+                    "requests_per_minute": 60_000,
+                    **settings,
+                }
+            },
+        },
+        "test",
+    )
+    summary = run(config)
+    assert summary.exit_code == 0
+    return pl.read_csv(tmp_path / "out.csv", infer_schema=False)
+
+
+def test_a_run_keeps_tdg_trace_and_never_shows_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    knobs = ProviderKnobs(latency_ms=0, rate_limit=None, keys={SECRET: None})
+    monkeypatch.setenv("TDG_API_KEY", SECRET)
+    with Emulator({"tdg_reverse_phone": knobs}) as emulator:
+        out = _run(tmp_path, emulator, "tdg_reverse_phone",
+                   [{"phone": "212-423-3757"}, {"phone": "212-422-5838"}])  # fmt: skip
+        state = emulator.state("tdg_reverse_phone")
+    traces = out["tdg_trace"].to_list()
+    assert all(t is not None and uuid.UUID(t) for t in traces) and len(set(traces)) == 2
+    assert SECRET not in json.dumps(state)
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert re.fullmatch(r"key:[0-9a-f]{8}", next(iter(state["charged"])))
