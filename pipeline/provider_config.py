@@ -105,15 +105,24 @@ class TdgIdVerifySettings(ProviderSettings):
     """Input column for each of FName, LName, Address1, Zip, Email (Phone is always the
     normalized phone); a row needs at least two of these six present."""
     credits_per_call: int = Field(default=1, ge=0)
-    """What TDG charges per verification."""
+    """What TDG charges per verification answered with scores (it reports no charges)."""
+    credits_per_no_match: int = Field(default=0, ge=0)
+    """What TDG charges for 204 (no record) or 440 (too many results)."""
 
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
         allowed = ("FName", "LName", "Address1", "Zip", "Email")
-        unknown = [k for k in value if k not in allowed]
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}; expected some of {', '.join(allowed)}")
+        for field, column in value.items():
+            if field == "Phone":
+                raise ValueError(
+                    "Phone cannot be mapped: it is always the row's normalized phone "
+                    "(input.phone_column)"
+                )
+            if field not in allowed:
+                raise ValueError(f"unknown field {field!r}; expected some of {', '.join(allowed)}")
+            if not column.strip():
+                raise ValueError(f"{field} = {column!r}: expected the name of an input column")
         return value
 
 

@@ -17,8 +17,17 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
-from pipeline.errors import BadRequestError, LaneStoppedError, TerminalError, TransientError
-from pipeline.provider_config import TdgReversePhoneSettings
+from pipeline.errors import (
+    BadRequestError,
+    ConfigError,
+    InputError,
+    LaneStoppedError,
+    TerminalError,
+    TransientError,
+)
+from pipeline.provider_config import TdgIdVerifySettings, TdgReversePhoneSettings
+from pipeline.providers.base import KEY, REFUSED
+from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
 
@@ -153,3 +162,86 @@ def test_a_run_keeps_tdg_trace_and_never_shows_the_key(
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert re.fullmatch(r"key:[0-9a-f]{8}", next(iter(state["charged"])))
+
+
+# -- ID verify -----------------------------------------------------------------------------
+
+
+def id_verify(**settings: Any) -> TdgIdVerify:
+    return TdgIdVerify(TdgIdVerifySettings(base_url=BASE, **settings), SECRET)
+
+
+def test_id_verify_sends_only_the_fields_a_row_has() -> None:
+    key = json.dumps({"FName": "Ada", "LName": None, "Address1": None, "Zip": "10001",
+                      "Phone": "2124233757", "Email": None})  # fmt: skip
+    request = id_verify().request([key], "req-2")
+    assert str(request.url) == f"{BASE}/v2/verify/id"
+    assert json.loads(request.content) == {"FName": "Ada", "Zip": "10001", "Phone": "2124233757"}
+    assert request.headers["x-api-key"] == SECRET and SECRET not in repr(id_verify())
+
+
+def test_id_verify_plan_maps_columns_and_reads_same_named_ones() -> None:
+    frame = pl.LazyFrame(
+        {
+            "surname": ["Lovelace", "Hopper", None],
+            "FName": ["Ada", "", "Alan"],  # not mapped: read from its own name
+            "zip": ["10001-2345", "1234", None],
+            "phone_normalized": ["2124233757", "2124225838", None],
+            "phone_valid": [True, True, False],
+        }
+    )
+    planned = id_verify(columns={"LName": "surname", "Zip": "zip"}).plan(frame).collect().to_dicts()
+    first = json.loads(planned[0][KEY])
+    assert first == {"FName": "Ada", "LName": "Lovelace", "Address1": None, "Zip": "10001",
+                     "Phone": "2124233757", "Email": None}  # fmt: skip
+    assert planned[1][KEY] is None and "Zip 1234 is not a 5-digit ZIP" in planned[1][REFUSED]
+    assert planned[2][KEY] is None and planned[2][REFUSED].endswith("this row has only FName")
+
+
+def test_id_verify_a_mapped_column_the_input_lacks_is_a_clear_input_error() -> None:
+    frame = pl.LazyFrame({"phone_normalized": ["2124233757"], "phone_valid": [True]})
+    with pytest.raises(InputError, match=r"LName = 'surname', but the input has no column"):
+        id_verify(columns={"LName": "surname"}).plan(frame)
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"Phone": "phone"}, "Phone cannot be mapped: it is always the row's normalized phone"),
+        ({"FirstName": "first"}, "unknown field 'FirstName'"),
+        ({"FName": " "}, "expected the name of an input column"),
+    ],
+)
+def test_id_verify_bad_columns_are_named_in_the_config_error(
+    columns: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(
+            {
+                "input": {"path": "in.csv", "phone_column": "phone"},
+                "output": {"path": "out.csv"},
+                "providers": {"tdg_id_verify": {"columns": columns}},
+            },
+            "test.toml",
+        )
+    assert "tdg_id_verify" in str(caught.value) and "columns" in str(caught.value)
+
+
+def test_id_verify_types_the_documented_scores() -> None:
+    documented = {  # TDG's own sample, with one odd value
+        "ValidAddress": "85", "ValidPhone": "0", "ValidEmail": "", "ValidName": "100",
+        "Deceased": "100", "USLocation": "", "ValidCount": "1.8", "LinkageCount": "0",
+        "ValidationSummary": "FAIL", "IDVerifyScore": "76", "ValidZip": "n/a",
+    }  # fmt: skip
+    reply = id_verify(credits_per_call=2).parse(answered(200, {"IDScores": documented}), ["k"])
+    assert reply.statuses == ["hit"] and reply.credits == [2]
+    answer = reply.answers[0]
+    assert isinstance(answer, dict)
+    assert answer["ValidAddress"] == 85 and answer["ValidEmail"] is None
+    assert answer["ValidCount"] == 1.8 and answer["ValidationSummary"] == "FAIL"
+    assert answer["IDVerifyScore"] == 76 and answer["ValidZip"] is None
+    assert answer["Phone2ConfidenceScore"] is None  # absent is null too
+    with pytest.raises(TransientError):
+        id_verify().parse(answered(200, {"Name": {}}), ["k"])
+    none = id_verify(credits_per_no_match=1).parse(httpx.Response(204), ["k"])
+    assert none.statuses == ["no_match"] and none.credits == [1]

@@ -43,6 +43,7 @@ from pipeline.emulators.state import (
     check_fault,
 )
 from pipeline.emulators.tcpa_authority import TcpaAuthorityApp
+from pipeline.emulators.tdg_id_verify import TdgIdVerifyApp
 from pipeline.emulators.tdg_reverse_phone import TdgReversePhoneApp
 
 APPS: dict[str, Callable[[], ProviderApp]] = {
@@ -50,6 +51,7 @@ APPS: dict[str, Callable[[], ProviderApp]] = {
     CheckThatPhoneApp.name: CheckThatPhoneApp,
     PhoneEnrichmentApp.name: PhoneEnrichmentApp,
     TdgReversePhoneApp.name: TdgReversePhoneApp,
+    TdgIdVerifyApp.name: TdgIdVerifyApp,
 }
 """Registry: provider name -> app factory. New providers register here."""
 MAX_BODY = 64 * 1024 * 1024
