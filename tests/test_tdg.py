@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import polars as pl
 import pytest
@@ -17,6 +19,8 @@ import pytest
 from pipeline.config import parse_config
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
+from pipeline.engine.engine import Engine
+from pipeline.engine.pacer import Pacer
 from pipeline.errors import (
     BadRequestError,
     ConfigError,
@@ -25,10 +29,11 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
+from pipeline.ledger import Ledger
 from pipeline.provider_config import TdgIdVerifySettings, TdgReversePhoneSettings
 from pipeline.providers.base import KEY, REFUSED
 from pipeline.providers.tdg_id_verify import TdgIdVerify
-from pipeline.providers.tdg_reverse_phone import TdgReversePhone
+from pipeline.providers.tdg_reverse_phone import ADAPTIVE, TdgReversePhone
 from pipeline.run import run
 
 SECRET = "tdg-secret-key-123"
@@ -245,3 +250,106 @@ def test_id_verify_types_the_documented_scores() -> None:
         id_verify().parse(answered(200, {"Name": {}}), ["k"])
     none = id_verify(credits_per_no_match=1).parse(httpx.Response(204), ["k"])
     assert none.statuses == ["no_match"] and none.credits == [1]
+
+
+# -- the adaptive pacer --------------------------------------------------------------------
+
+
+class Clock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tdg_pacer(clock: Clock, requests_per_minute: float = 600) -> Pacer:
+    return Pacer(requests_per_minute, **reverse_phone().pacer_options(), clock=clock)
+
+
+def exchange(pacer: Pacer, clock: Clock, *, throttled: bool = False) -> None:
+    """One request 100 s later (its slot is due, even at the floor rate, so acquire never
+    sleeps); then its answer or a 429."""
+
+    async def once() -> None:
+        clock.now += 100.0
+        await pacer.acquire()
+        pacer.release(answered=not throttled)
+        if throttled:
+            pacer.throttle(None)
+
+    anyio.run(once)
+
+
+def test_both_tdg_lanes_adapt_the_same_way() -> None:
+    options = reverse_phone().pacer_options()
+    assert options == id_verify().pacer_options() == ADAPTIVE
+    assert options is not ADAPTIVE  # a copy: a lane cannot change another's
+
+
+def test_a_429_cuts_the_rate_and_answers_earn_it_back_never_above_the_ceiling() -> None:
+    clock = Clock()
+    pacer = tdg_pacer(clock)
+    ceiling = pacer.max_rate
+    assert ceiling == pytest.approx(600 / 60 * 0.99)  # the configured rate is the ceiling
+    exchange(pacer, clock, throttled=True)
+    assert pacer.rate == pytest.approx(ceiling * ADAPTIVE["decrease"])
+    exchange(pacer, clock, throttled=True)
+    cut = ceiling * ADAPTIVE["decrease"] ** 2
+    assert pacer.rate == pytest.approx(cut)
+    seen = []
+    for _ in range(2000):
+        exchange(pacer, clock)
+        seen.append(pacer.rate)
+    step = ADAPTIVE["increase"] * ceiling
+    assert seen[0] == pytest.approx(cut + step) and seen[99] == pytest.approx(cut + 100 * step)
+    assert all(later >= earlier for earlier, later in pairwise(seen))
+    assert max(seen) == ceiling and seen[-1] == ceiling  # back at the ceiling, never above
+    back = next(i for i, rate in enumerate(seen) if rate == ceiling) + 1
+    assert back == pytest.approx((ceiling - cut) / step, abs=1)  # ~950 answers, not ~10
+
+
+def test_a_run_of_429s_never_takes_the_rate_below_its_floor() -> None:
+    clock = Clock()
+    pacer = tdg_pacer(clock)
+    for _ in range(200):
+        exchange(pacer, clock, throttled=True)
+    assert pacer.rate == pytest.approx(0.02 * pacer.max_rate)
+    assert pacer.throttled == 200
+
+
+def test_a_tdg_lane_slows_on_429_and_recovers_as_answers_arrive(tmp_path: Path) -> None:
+    """The provider's pacer options reach its lane: three 429s, then every number answered."""
+    sent: list[str] = []
+
+    def tdg(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content)["Phone"])
+        if len(sent) <= 3:
+            return httpx.Response(429, json={"message": "Too Many Requests"})
+        return httpx.Response(204)
+
+    settings = TdgReversePhoneSettings(
+        base_url=BASE, requests_per_minute=60_000, max_concurrency=1, max_attempts=3
+    )
+    provider = TdgReversePhone(settings, SECRET)
+    ledger = Ledger(tmp_path)
+    ledger.start("run", "job", config_path=None, input_path="in", output_path="out",
+                 cache_cutoff=None)  # fmt: skip
+    ledger.set_params(provider.name, provider.params())
+    transport = httpx.MockTransport(tdg)
+    items = [(f"212423{3700 + i:04d}", i + 1) for i in range(10)]
+    with Engine([provider], {provider.name: settings}, ledger, "run", 1,
+                transport=transport) as engine:  # fmt: skip
+        ticket = engine.submit(provider.name, items)
+        engine.close_input()
+        ticket.future.result(timeout=30)
+        pacer = engine.lanes[provider.name].pacer
+    assert ledger.lookup_counts("run", provider.name) == {"no_match": 10}
+    ledger.close()
+    assert len(sent) == 13 and pacer.throttled == 3
+    ceiling = pacer.max_rate
+    expected = ceiling * (ADAPTIVE["decrease"] ** 3 + 10 * ADAPTIVE["increase"])
+    assert pacer.rate == pytest.approx(expected)  # three cuts, then ten steps back
+    assert pacer.rate < ceiling
