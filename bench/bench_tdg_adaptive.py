@@ -13,9 +13,13 @@ own: a cut on every 429, a slow creep back on every answer (the provider's
 
 From the emulator's own log, per minute since the first request: accepted requests
 (anything but a 429) as a ratio of the hidden limit, and 429s as a share of the
-requests sent; from the lane, its pacing rate at each minute's end as a ratio of the
-hidden limit. Targets, after the first minute: every minute's achieved rate within
-10% of the hidden limit (>= 0.90) and 429s under 2% of requests.
+requests sent; from the lane, its pacing rate (sampled each second, the minute's
+mean) as a ratio of the hidden limit. Targets, after the first minute: every
+minute's achieved rate within 10% of the hidden limit (>= 0.90), 429s under 2% of
+requests, and the pacing rate itself within 10% of the limit (0.90-1.10). The last
+one is what "converged" means: the emulator's exact Retry-After lets even a lane
+paced far above the limit achieve it, in bursts (send at full speed until a 429,
+then wait for the window to free), which the pacing figure shows.
 
 Exit status 1 if a target is missed. Not part of ``make test`` (it takes minutes).
 """
@@ -143,16 +147,18 @@ def main() -> int:
     )
     ok = True
     for m, (achieved, share, count) in enumerate(minutes):
-        second = min(len(rates), int((m + 1) * MINUTE)) - 1
-        pacing = rates[second] / hidden if second >= 0 else float("nan")
+        samples = rates[int(m * MINUTE) : int((m + 1) * MINUTE)]
+        pacing = sum(samples) / len(samples) / hidden if samples else float("nan")
         verdict = ""
         if m >= 1:
-            good = achieved >= 0.90 and share < 0.02
+            good = achieved >= 0.90 and share < 0.02 and 0.90 <= pacing <= 1.10
             ok = ok and good
             verdict = "  PASS" if good else "  FAIL"
-        print(f"  minute {m + 1}: achieved {achieved:.3f} of the hidden limit, "
-              f"429s {share:.2%} of {count} requests, "
-              f"pacing {pacing:.3f} at its end{verdict}")  # fmt: skip
+        print(
+            f"  minute {m + 1}: achieved {achieved:.3f} of the hidden limit, "
+            f"429s {share:.2%} of {count} requests, lane's pacing rate {pacing:.3f} (mean)"
+            f"{verdict}"
+        )
     if len(minutes) < 2:
         print("  not enough minutes to judge: run with --seconds 120 or more")
         ok = False
@@ -162,7 +168,7 @@ def main() -> int:
         f"the hidden limit (ceiling {pacer.max_rate / hidden:.3f})"
     )
     print(
-        f"  targets after the first minute: achieved >= 0.90 and 429s < 2%: "
+        "  targets after the first minute: achieved >= 0.90, 429s < 2%, pacing 0.90-1.10: "
         f"{'PASS' if ok else 'FAIL'}"
     )
     return 0 if ok else 1
