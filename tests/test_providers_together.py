@@ -19,6 +19,7 @@ from pipeline.config import Config, load_config, parse_config
 from pipeline.demo import DEMO_CONFIG, DEMO_KEY, against
 from pipeline.emulators import Emulator, ProviderKnobs
 from pipeline.emulators.phone_enrichment import lookup
+from pipeline.provider_config import ProvidersConfig
 from pipeline.run import run
 from pipeline.sample import write_sample
 
@@ -183,6 +184,12 @@ def _demo_config(tmp_path: Path, rows: int) -> Config:
             "run": config.run.model_copy(update={"state_dir": tmp_path / "state"}),
         }
     )
+
+
+def test_the_demo_config_enables_every_provider() -> None:
+    config = load_config(REPO / DEMO_CONFIG)
+    assert set(config.providers.enabled()) == set(ProvidersConfig.model_fields)
+    assert set(PREFIX) == set(ProvidersConfig.model_fields)
 
 
 def test_every_provider_in_one_pass_reconciles_credits_with_each_emulator(
