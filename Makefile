@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-engine clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
+
+bench-single: $(STAMP)
+	$(BIN)/python bench/bench_single.py
+
+bench-tdg: $(STAMP)
+	$(BIN)/python bench/bench_tdg_adaptive.py
 
 clean:
 	rm -rf $(VENV) .phone-enrich out .pytest_cache .mypy_cache .ruff_cache

@@ -103,6 +103,15 @@ def contact_rows(count: int, offset: int) -> dict[str, list[str]]:
     }
 
 
+def identity_rows(count: int, offset: int) -> dict[str, list[str]]:
+    """A phone and a name (TDG ID verify reads same-named columns when none is mapped)."""
+    return {
+        "phone": phones(count, offset),
+        "FName": [f"Ada{i}" for i in range(offset, offset + count)],
+        "LName": ["Lovelace"] * count,
+    }
+
+
 @dataclass(frozen=True)
 class Single:
     name: str
@@ -116,6 +125,7 @@ SINGLES = [
     Single("checkthatphone", phone_rows),
     Single("phone_enrichment", contact_rows),
     Single("tdg_reverse_phone", phone_rows),
+    Single("tdg_id_verify", identity_rows),
 ]
 
 

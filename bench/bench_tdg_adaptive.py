@@ -3,13 +3,16 @@ process).
 
     python bench/bench_tdg_adaptive.py [--seconds 180] [--limit 60 --window-s 10]
                                        [--rpm 600] [--pacer tdg|default]
+                                       [--retry-after off|on]
 
 TDG does not publish its rate limit. The emulated reverse phone API accepts
 ``--limit`` requests per rolling ``--window-s`` (360 a minute by default) and
-answers 429 beyond it, with the Retry-After the shared emulator server sends; the
-lane is configured at ``--rpm`` (600), well above it, and must find the limit on its
-own: a cut on every 429, a slow creep back on every answer (the provider's
-``pacer_options``; ``--pacer default`` runs the engine's untuned pacer instead).
+answers 429 beyond it, without a Retry-After header as TDG documents its 429
+(``--retry-after on``: with the limiter's exact wait); the lane is configured at
+``--rpm`` (600), well above it, and must find the limit on its own: a cut per round
+trip of 429s, a pause that doubles while nothing is answered, a slow creep back on
+every answer (the provider's ``pacer_options``; ``--pacer default`` runs the
+engine's untuned pacer instead).
 
 From the emulator's own log, per minute since the first request: accepted requests
 (anything but a 429) as a ratio of the hidden limit, and 429s as a share of the
@@ -17,9 +20,9 @@ requests sent; from the lane, its pacing rate (sampled each second, the minute's
 mean) as a ratio of the hidden limit. Targets, after the first minute: every
 minute's achieved rate within 10% of the hidden limit (>= 0.90), 429s under 2% of
 requests, and the pacing rate itself within 10% of the limit (0.90-1.10). The last
-one is what "converged" means: the emulator's exact Retry-After lets even a lane
-paced far above the limit achieve it, in bursts (send at full speed until a 429,
-then wait for the window to free), which the pacing figure shows.
+one is what "converged" means: an exact Retry-After lets even a lane paced far
+above the limit achieve it, in bursts (send at full speed until a 429, then wait
+for the window to free), which the pacing figure shows.
 
 Exit status 1 if a target is missed. Not part of ``make test`` (it takes minutes).
 """
@@ -121,6 +124,12 @@ def main() -> int:
     parser.add_argument("--jitter-ms", type=float, default=100.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pacer", choices=["tdg", "default"], default="tdg")
+    parser.add_argument(
+        "--retry-after",
+        choices=["off", "on"],
+        default="off",
+        help="whether the emulator's 429s say Retry-After (TDG documents none: off)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress every 10 s")
     args = parser.parse_args()
     hidden = args.limit / args.window_s
@@ -128,10 +137,12 @@ def main() -> int:
         parser.error("the hidden limit must be below --rpm (that is the point)")
     knobs = ["--latency-ms", str(args.latency_ms), "--latency-jitter-ms", str(args.jitter_ms),
              "--rate-limit", str(args.limit), "--rate-window-s", str(args.window_s)]  # fmt: skip
+    knobs += ["--retry-after", "never" if args.retry_after == "off" else "always"]
     print(f"TDG adaptive rate: hidden limit {args.limit} per rolling {args.window_s:g} s "
           f"({hidden * 60:g}/min), lane configured at {args.rpm:g}/min "
           f"({args.rpm / 60 / hidden:.2f}x the limit), latency {args.latency_ms:g} "
           f"+/- {args.jitter_ms:g} ms, {args.concurrency} in flight, pacer {args.pacer}, "
+          f"Retry-After {args.retry_after}, "
           f"{args.seconds:g} s")  # fmt: skip
     with emulator(*knobs) as url:
         rates, pacer = drive(url, args)

@@ -355,6 +355,32 @@ def test_rolling_window_limits_and_recovers() -> None:
         assert state["totals"]["by_status"] == {"200": 6, "429": 1}
 
 
+def test_a_provider_that_does_not_say_retry_after() -> None:
+    knobs = fast(rate_limit=1, rate_window_s=60.0, retry_after_header=False)
+    with Emulator({TCPA: knobs}) as emu, client(emu) as c:
+        params = {"phoneNumber": "7075276405", "date": "20210209"}
+        assert c.get(PATH, params=params).status_code == 200
+        limited = c.get(PATH, params=params)
+        assert limited.status_code == 429 and "Retry-After" not in limited.headers
+        emu.queue_faults(TCPA, [429])
+        emu.set_knobs(TCPA, rate_limit=None)
+        faulted = c.get(PATH, params=params)
+        assert faulted.status_code == 429 and "Retry-After" not in faulted.headers
+        assert c.get(PATH, params=params).status_code == 200
+
+
+def test_tdg_429s_carry_no_retry_after_as_documented_unless_the_knob_says() -> None:
+    tdg = "tdg_reverse_phone"
+    with Emulator({tdg: fast(rate_limit=0)}) as emu, client(emu) as c:
+        url = f"{emu.base_url(tdg)}/v3/lookup/phone"
+        headers = {"x-api-key": "emulator-key"}
+        refused = c.post(url, json={"Phone": "2124237300"}, headers=headers)
+        assert refused.status_code == 429 and "Retry-After" not in refused.headers
+        emu.set_knobs(tdg, retry_after_header=True)
+        refused = c.post(url, json={"Phone": "2124237300"}, headers=headers)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
 def test_limiter_is_exact_under_concurrency() -> None:
     with Emulator({TCPA: fast(rate_limit=10, rate_window_s=60.0)}) as emu:
         assert sorted(parallel(emu, 30)) == [200] * 10 + [429] * 20

@@ -320,6 +320,48 @@ def test_a_run_of_429s_never_takes_the_rate_below_its_floor() -> None:
     assert pacer.throttled == 200
 
 
+def test_429s_of_requests_already_in_flight_cut_the_rate_once() -> None:
+    """Eight requests sent together hit a full window: one cut, not eight; a request sent
+    after the cut that is refused again is news, and cuts again. TDG sends no Retry-After,
+    so the lane pauses 0.5 s, doubling with each cut until a request is answered."""
+    clock = Clock()
+    pacer = tdg_pacer(clock)
+    ceiling = pacer.max_rate
+
+    async def burst(size: int) -> None:
+        for _ in range(size):
+            clock.now += 100.0
+            await pacer.acquire()
+        for _ in range(size):
+            pacer.release(answered=False)
+            pacer.throttle(None)
+
+    anyio.run(burst, 8)
+    assert pacer.throttled == 8
+    assert pacer.rate == pytest.approx(ceiling * ADAPTIVE["decrease"])
+    assert pacer.paused_until == clock.now + 0.5
+    anyio.run(burst, 3)  # all three sent after the cut: the first cuts, the rest were in flight
+    assert pacer.throttled == 11
+    assert pacer.rate == pytest.approx(ceiling * ADAPTIVE["decrease"] ** 2)
+    assert pacer.paused_until == clock.now + 1.0
+    exchange(pacer, clock, throttled=True)
+    assert pacer.rate == pytest.approx(ceiling * ADAPTIVE["decrease"] ** 3)
+    assert pacer.paused_until == clock.now + 2.0
+    exchange(pacer, clock)  # answered: the next 429 pauses 0.5 s again
+    exchange(pacer, clock, throttled=True)
+    assert pacer.paused_until == clock.now + 0.5
+
+
+def test_a_retry_after_sets_the_pause() -> None:
+    clock = Clock()
+    pacer = tdg_pacer(clock)
+    clock.now += 100.0
+    anyio.run(pacer.acquire)
+    pacer.release(answered=False)
+    pacer.throttle(7.0)  # what the provider says, whatever the streak
+    assert pacer.paused_until == clock.now + 7.0
+
+
 def test_a_tdg_lane_slows_on_429_and_recovers_as_answers_arrive(tmp_path: Path) -> None:
     """The provider's pacer options reach its lane: three 429s, then every number answered."""
     sent: list[str] = []

@@ -17,6 +17,7 @@ from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import UsageError
 
 DEFAULT_PORT = 8787
+RETRY_AFTER: dict[str, bool | None] = {"documented": None, "always": True, "never": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, kind, default, text in options:
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+    parser.add_argument(
+        "--retry-after",
+        choices=list(RETRY_AFTER),
+        default="documented",
+        help="whether 429s carry a Retry-After header (default: as each provider "
+        "documents; TDG's do not)",
+    )
     parser.add_argument(
         "--key",
         action="append",
@@ -77,6 +85,7 @@ def knobs_from_args(args: argparse.Namespace) -> ProviderKnobs:
         latency_jitter_ms=max(0.0, args.latency_jitter_ms),
         rate_limit=args.rate_limit or None,
         rate_window_s=args.rate_window_s,
+        retry_after_header=RETRY_AFTER[args.retry_after],
         fail_5xx=args.fail_5xx,
         fail_429=args.fail_429,
         timeouts=args.timeouts,

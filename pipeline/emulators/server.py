@@ -63,6 +63,10 @@ class _Provider:
     state: ProviderState
 
 
+def _says_retry_after(app: ProviderApp, knobs: ProviderKnobs) -> bool:
+    return app.retry_after if knobs.retry_after_header is None else knobs.retry_after_header
+
+
 def _json(status: int, value: Any) -> Response:
     return Response(status, json.dumps(value).encode())
 
@@ -182,7 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
         if retry is not None:
             limit, window = state.knobs.rate_limit, state.knobs.rate_window_s
             response = app.error(429, f"rate limit: {limit} requests per {window:g} s")
-            response.headers["Retry-After"] = str(retry)
+            if _says_retry_after(app, state.knobs):
+                response.headers["Retry-After"] = str(retry)
             return response
         entry["accepted"] = True
         prepared = app.prepare(request)
@@ -206,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response(200, whole.body[: max(1, len(whole.body) // 2)])
             if isinstance(fault, int):
                 response = app.error(fault, f"emulated fault {fault}")
-                if fault == 429:
+                if fault == 429 and _says_retry_after(app, state.knobs):
                     response.headers["Retry-After"] = "1"
                 return response
             if prepared.error is not None:

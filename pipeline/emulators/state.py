@@ -35,6 +35,8 @@ class ProviderKnobs:
     latency_jitter_ms: float = 0.0
     rate_limit: int | None = 100
     rate_window_s: float = 60.0
+    retry_after_header: bool | None = None
+    """Whether a 429 carries Retry-After; None: as the provider documents (TDG: no)."""
     fail_5xx: float = 0.0
     fail_429: float = 0.0
     timeouts: float = 0.0
@@ -129,6 +131,8 @@ class ProviderApp(ABC):
     """Header carrying the API key (lower case), e.g. ``loginid`` or ``authorization``."""
     key_scheme: ClassVar[str] = ""
     """Prefix in front of the key in that header, e.g. ``Bearer ``."""
+    retry_after: ClassVar[bool] = True
+    """Whether its 429s carry a Retry-After header (unless the knob says otherwise)."""
 
     @abstractmethod
     def prepare(self, request: Request) -> Prepared:

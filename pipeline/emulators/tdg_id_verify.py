@@ -146,6 +146,7 @@ def _canonical(fields: dict[str, str | None]) -> str:
 class TdgIdVerifyApp(ProviderApp):
     name: ClassVar[str] = "tdg_id_verify"
     key_header: ClassVar[str] = "x-api-key"
+    retry_after: ClassVar[bool] = False  # TDG documents its 429 without one
 
     def error(self, status: int, message: str) -> Response:
         return gateway_error(status, message)

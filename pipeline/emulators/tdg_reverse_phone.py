@@ -144,6 +144,7 @@ def json_body(request: Request) -> dict[str, Any] | str:
 class TdgReversePhoneApp(ProviderApp):
     name: ClassVar[str] = "tdg_reverse_phone"
     key_header: ClassVar[str] = "x-api-key"
+    retry_after: ClassVar[bool] = False  # TDG documents its 429 without one
 
     def error(self, status: int, message: str) -> Response:
         return gateway_error(status, message)

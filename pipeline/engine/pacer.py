@@ -16,8 +16,16 @@ a burst of retries), at the cost of ``latency / window_s`` of throughput at most
 
 *Backoff.* A 429 pauses the lane until its Retry-After and cuts the rate
 (multiplicative decrease); each answered request earns a little of it back
-(additive increase), never above the configured rate. Providers that publish their
-limit rarely see a 429; those that hide it (TDG) settle just under it.
+(additive increase), never above the configured rate. One cut per round trip: the
+requests already in flight when the rate was cut were sent at the old rate, so their
+429s say nothing new and do not cut it again (as TCP counts one loss per window).
+Without that, eight requests in flight that hit a full window cut the rate eight
+times over (x0.9**8 = 0.43). A provider that sends no Retry-After (TDG) gets a pause
+of 0.5 s, doubling (up to 30 s) with each cut while nothing is answered: a rolling
+window stays full for a while after it is hit, and probing it at the lane's pace
+would cut the rate on every round trip until it emptied. Providers
+that publish their limit rarely see a 429; those that hide it (TDG) settle just
+under it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ class Pacer:
         decrease: float = 0.7,
         increase: float = 0.02,
         floor: float = 0.02,
+        pause_s: float = 0.5,
+        pause_cap_s: float = 30.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.max_rate = requests_per_minute / 60.0 * (1.0 - headroom)
@@ -57,10 +67,20 @@ class Pacer:
         self._paused_until = 0.0
         self._answered: deque[float] = deque()  # response times within the window
         self._in_flight = 0
+        self._completed = 0
+        self._recovering_until = 0  # a 429 of a request sent before this count: no cut
+        self._pause_s = pause_s
+        self._pause_cap_s = pause_cap_s
+        self._streak = 0  # cuts since the last answered request
         self._lock = anyio.Lock()
         self._released = anyio.Event()
         self.sent = 0
         self.throttled = 0
+
+    @property
+    def paused_until(self) -> float:
+        """The clock time before which no request leaves (after a 429)."""
+        return self._paused_until
 
     def _guard_free_at(self, now: float) -> float | None:
         """When the rolling guard allows another send; None: wait for a response."""
@@ -99,17 +119,27 @@ class Pacer:
     def release(self, *, answered: bool) -> None:
         """The request's response arrived (or it failed without one)."""
         self._in_flight -= 1
+        self._completed += 1
         self._answered.append(self._clock())
+        if answered:
+            self._streak = 0
         if answered and self.rate < self.max_rate:
             self.rate = min(self.max_rate, self.rate + self._increase)
         self._released.set()
 
     def throttle(self, retry_after: float | None) -> None:
-        """The provider said 429: pause the lane and slow down."""
+        """The provider said 429 (after ``release``): pause the lane and slow down."""
         self.throttled += 1
         now = self._clock()
-        old_interval = 1.0 / self.rate
-        self.rate = max(self._floor, self.rate * self._decrease)
-        pause = retry_after if retry_after is not None else old_interval
+        # Requests complete roughly in the order they were sent: while fewer have
+        # completed than had been sent at the last cut, this 429 is one of those.
+        if self._completed > self._recovering_until:
+            self.rate = max(self._floor, self.rate * self._decrease)
+            self._recovering_until = self.sent
+            self._streak += 1
+        if retry_after is not None:
+            pause = retry_after
+        else:  # the provider does not say: 0.5 s, doubling while nothing is answered
+            pause = min(self._pause_cap_s, self._pause_s * 2 ** max(0, self._streak - 1))
         self._paused_until = max(self._paused_until, now + pause)
         self._next = max(self._next, self._paused_until)

@@ -76,6 +76,8 @@ class PacerOptions(TypedDict, total=False):
     decrease: float
     increase: float
     floor: float
+    pause_s: float
+    pause_cap_s: float
 
 
 class Provider(ABC):
