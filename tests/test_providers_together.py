@@ -233,6 +233,30 @@ def _request_ids(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.endswith("_request_id")]
 
 
+# ------------------------------------------------------------------- a wrong base_url
+
+
+@pytest.mark.parametrize("name", list(PREFIX))
+def test_a_wrong_base_url_stops_the_lane_at_once(tmp_path: Path, name: str) -> None:
+    """Every request would be a 404: the lane stops (exit 3) naming base_url, rather
+    than failing the rows one by one."""
+    config = _demo_config(tmp_path, 300)
+    only = {name: getattr(config.providers, name)}
+    with Emulator(_fast(name)) as emulator:
+        pointed = against(emulator, config.model_copy(update={
+            "providers": type(config.providers)(**only)}))  # fmt: skip
+        settings = getattr(pointed.providers, name)
+        wrong = settings.model_copy(update={"base_url": settings.base_url + "/nowhere"})
+        summary = run(pointed.model_copy(update={
+            "providers": pointed.providers.model_copy(update={name: wrong})}))  # fmt: skip
+        requests = emulator.state(name)["totals"]["requests"]
+    assert summary.exit_code == 3
+    figures = summary.providers[name]
+    assert "HTTP 404" in figures["stopped"] and "base_url" in figures["stopped"]
+    assert figures["rows"]["hit"] == 0 and figures["rows"]["failed"] > 0
+    assert 1 <= requests <= settings.max_concurrency  # no more once the first came back
+
+
 # ------------------------------------------------------------------------- make demo
 
 

@@ -105,7 +105,9 @@ def test_reverse_phone_no_match_and_too_many_results() -> None:
         (429, TransientError),
         (500, TransientError),
         (503, TransientError),
-        (404, TerminalError),
+        (404, LaneStoppedError),  # a wrong base_url
+        (405, LaneStoppedError),
+        (409, TerminalError),
     ],
 )
 def test_reverse_phone_errors_are_classified(status: int, kind: type[Exception]) -> None:

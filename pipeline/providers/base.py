@@ -171,6 +171,15 @@ def short_text(response: httpx.Response, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 
 
+WRONG_ADDRESS = (404, 405)
+"""Statuses no provider documents: the API is not at base_url, and every request would
+get the same."""
+
+
+def wrong_address(message: str, status: int) -> LaneStoppedError:
+    return LaneStoppedError(f"{message} (is base_url right?)", status=status)
+
+
 def classify_status(response: httpx.Response, what: str) -> ProviderError:
     """The error class for a non-success status that means the same at every provider."""
     status = response.status_code
@@ -180,6 +189,8 @@ def classify_status(response: httpx.Response, what: str) -> ProviderError:
         return TransientError(message, status=status, retry_after=retry_after(response))
     if status in (401, 403):
         return LaneStoppedError(message, status=status)
+    if status in WRONG_ADDRESS:
+        return wrong_address(message, status)
     if status in (400, 422):
         return BadRequestError(message, status=status)
     if status >= 500 or status == 408:

@@ -53,7 +53,16 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.provider_config import PhoneEnrichmentSettings, ProviderSettings
-from pipeline.providers.base import KEY, REFUSED, Provider, Reply, retry_after, short_text
+from pipeline.providers.base import (
+    KEY,
+    REFUSED,
+    WRONG_ADDRESS,
+    Provider,
+    Reply,
+    retry_after,
+    short_text,
+    wrong_address,
+)
 from pipeline.trace import TRACE_ID_COLUMN
 
 PATH = "/v1/enrich/phone"
@@ -281,6 +290,8 @@ def error_for(response: httpx.Response) -> ProviderError:
         return TransientError(message, status=status, retry_after=max(waits, default=None))
     if status in (400, 422):
         return BadRequestError(message, status=status)
+    if status in WRONG_ADDRESS:
+        return wrong_address(message, status)
     return TerminalError(message, status=status)
 
 
