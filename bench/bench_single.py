@@ -35,9 +35,7 @@ import argparse
 import importlib.util
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +51,9 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_engine import emulator as emulator_process  # noqa: E402
 
 from pipeline.config import parse_config  # noqa: E402
 from pipeline.emulators.server import APPS, Emulator  # noqa: E402
@@ -146,13 +147,6 @@ def available(wanted: list[str] | None) -> list[Single]:
 # -- the emulator, in its own process ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 IN_PROCESS = False
 """Serve the emulator from this process (``--in-process``)."""
 
@@ -175,33 +169,6 @@ def emulator(latency_ms: int, rate_limit: int | None, window_s: float = 60.0) ->
         "--latency-ms", str(latency_ms), "--rate-limit", limit, "--rate-window-s", str(window_s)
     ) as url:
         yield url
-
-
-@contextmanager
-def emulator_process(*knobs: str) -> Iterator[str]:
-    """``phone-enrich emulate`` in its own process; yields its URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "emulate", "--port", str(port), *knobs],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/_admin/state", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the emulator did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def admin_log(url: str, name: str) -> list[dict[str, Any]]:
