@@ -59,11 +59,12 @@ from pipeline.config import parse_config  # noqa: E402
 from pipeline.emulators.server import APPS, Emulator  # noqa: E402
 from pipeline.emulators.state import ProviderKnobs  # noqa: E402
 from pipeline.engine.engine import Engine  # noqa: E402
+from pipeline.engine.lane import Lookup  # noqa: E402
 from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.normalize import normalize_phones  # noqa: E402
 from pipeline.provider_config import ProviderSettings  # noqa: E402
 from pipeline.providers import Provider, build_providers  # noqa: E402
-from pipeline.providers.base import KEY  # noqa: E402
+from pipeline.providers.base import CARRY, KEY  # noqa: E402
 from pipeline.trace import TRACE_ID_COLUMN  # noqa: E402
 
 EMULATOR_KEY = "emulator-key"
@@ -216,20 +217,22 @@ def provider_for(single: Single, url: str, **settings: Any) -> tuple[Provider, P
     return provider, config.providers.enabled()[single.name]
 
 
-def lookups(single: Single, provider: Provider, count: int, offset: int) -> list[tuple[str, int]]:
-    """(key, row) for ``count`` synthetic rows, keyed by the provider's own plan()."""
+def lookups(single: Single, provider: Provider, count: int, offset: int) -> list[Lookup]:
+    """(key, row, carry) for ``count`` synthetic rows, by the provider's own plan()."""
     frame = pl.DataFrame(single.rows(count, offset)).with_columns(
         pl.Series(TRACE_ID_COLUMN, [f"bench-{i:09d}" for i in range(offset, offset + count)])
     )
     planned = provider.plan(normalize_phones(frame.lazy(), "phone")).collect()
-    keys = planned.get_column(KEY).drop_nulls().unique(maintain_order=True).to_list()
-    assert len(keys) == count, f"{single.name}: {len(keys)} lookups from {count} rows"
-    return [(key, row) for row, key in enumerate(keys, offset)]
+    carry = planned.get_column(CARRY) if CARRY in planned.columns else None
+    planned = planned.with_columns(
+        (carry if carry is not None else pl.lit(None, pl.String)).alias(CARRY)
+    ).unique(KEY, keep="first", maintain_order=True)
+    firsts = planned.filter(pl.col(KEY).is_not_null()).select(KEY, CARRY).rows()
+    assert len(firsts) == count, f"{single.name}: {len(firsts)} lookups from {count} rows"
+    return [(key, row, carried) for row, (key, carried) in enumerate(firsts, offset)]
 
 
-def drive_engine(
-    provider: Provider, settings: ProviderSettings, items: list[tuple[str, int]]
-) -> float:
+def drive_engine(provider: Provider, settings: ProviderSettings, items: list[Lookup]) -> float:
     """Send ``items`` through the provider's lane; seconds until every answer is committed."""
     with tempfile.TemporaryDirectory() as state:
         ledger = Ledger(Path(state))
@@ -319,19 +322,19 @@ def bench_rate(singles: list[Single], rpm: int, seconds: float) -> bool:
 # -- overhead: zero latency, no limit -------------------------------------------------------
 
 
-async def _bare(provider: Provider, keys: list[str], concurrency: int) -> float:
+async def _bare(provider: Provider, items: list[Lookup], concurrency: int) -> float:
     """The same requests by a bare httpx loop: no pacer, no ledger; seconds taken."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     started = time.perf_counter()
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        send, receive = anyio.create_memory_object_stream[str](len(keys))
-        for key in keys:
-            send.send_nowait(key)
+        send, receive = anyio.create_memory_object_stream[Lookup](len(items))
+        for item in items:
+            send.send_nowait(item)
         send.close()
 
         async def worker() -> None:
-            async for key in receive:
-                response = await client.send(provider.request([key], "bench"))
+            async for key, _, *carry in receive:
+                response = await client.send(provider.request([key], "bench", carry))
                 if response.status_code == 429 or response.status_code >= 500:
                     raise RuntimeError(f"baseline: HTTP {response.status_code}")
 
@@ -353,7 +356,6 @@ def bench_overhead(singles: list[Single], requests: int, repeat: int) -> bool:
                 single, url, requests_per_minute=10**7, max_concurrency=ROUND_CONCURRENCY
             )
             items = lookups(single, provider, requests, 0)
-            keys = [key for key, _ in items]
             drive_engine(provider, settings, items[: requests // 5])  # warm up
             engine_rates, bare_rates, engine_cpu, bare_cpu = [], [], [], []
             for _ in range(repeat):  # alternate, so both see the same machine
@@ -363,7 +365,7 @@ def bench_overhead(singles: list[Single], requests: int, repeat: int) -> bool:
                 engine_cpu.append((time.process_time() - cpu) / requests * 1000)
                 check_answered(admin_log(url, single.name), single.name, requests)
                 cpu = time.process_time()
-                bare_rates.append(requests / anyio.run(_bare, provider, keys, ROUND_CONCURRENCY))
+                bare_rates.append(requests / anyio.run(_bare, provider, items, ROUND_CONCURRENCY))
                 bare_cpu.append((time.process_time() - cpu) / requests * 1000)
             engine_rate, bare_rate = statistics.median(engine_rates), statistics.median(bare_rates)
             engine_ms, bare_ms = statistics.median(engine_cpu), statistics.median(bare_cpu)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.engine.engine import Engine
-from pipeline.engine.lane import Ticket
+from pipeline.engine.lane import Lookup, Ticket
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
 from pipeline.normalize import PHONE_COLUMNS, normalize_phones
-from pipeline.providers.base import KEY, REFUSED, Provider
+from pipeline.providers.base import CARRY, KEY, REFUSED, Provider
 
 PRUNE_EVERY = 200_000
 
@@ -47,7 +47,7 @@ class ProviderPlan:
     """One provider's share of a batch."""
 
     keys: pl.DataFrame
-    """Per row: ROW_NUMBER, KEY, REFUSED (in batch order)."""
+    """Per row: ROW_NUMBER, KEY, REFUSED, CARRY (in batch order)."""
     waits: list[Ticket]
 
 
@@ -91,14 +91,17 @@ class Planner:
         return planned
 
     def _plan_one(self, provider: Provider, batch: pl.DataFrame) -> ProviderPlan:
-        keys = (
-            provider.plan(batch.lazy()).select(ROW_NUMBER, KEY, REFUSED).collect(engine="in-memory")
+        planned = provider.plan(batch.lazy())
+        has_carry = CARRY in planned.collect_schema()
+        carry = pl.col(CARRY) if has_carry else pl.lit(None, pl.String)
+        keys = planned.select(ROW_NUMBER, KEY, REFUSED, carry.alias(CARRY)).collect(
+            engine="in-memory"
         )
-        firsts = (
+        firsts = (  # rows are in input order: the first row's carry goes with the key
             keys.lazy()
             .filter(pl.col(KEY).is_not_null())
             .group_by(KEY, maintain_order=True)
-            .agg(pl.col(ROW_NUMBER).min())
+            .agg(pl.col(ROW_NUMBER).first(), pl.col(CARRY).first())
             .collect(engine="in-memory")
         )
         plan = ProviderPlan(keys, [])
@@ -107,22 +110,26 @@ class Planner:
         in_flight = self._in_flight[provider.name]
         waits: dict[int, Ticket] = {}
         unknown: list[str] = []
-        first_rows: dict[str, int] = {}
-        for key, row in firsts.iter_rows():
+        first_rows: dict[str, tuple[int, str | None]] = {}
+        for key, row, carried in firsts.iter_rows():
             ticket = in_flight.get(key)
             if ticket is not None:
                 waits[id(ticket)] = ticket
             else:
                 unknown.append(key)
-                first_rows[key] = row
+                first_rows[key] = (row, carried)
         known = self._answered(provider, unknown)
-        new = [(key, first_rows[key]) for key in unknown if key not in known]
+        new: list[Lookup] = []
+        for key in unknown:
+            if key not in known:
+                row, carried = first_rows[key]
+                new.append((key, row, carried))
         if new:
             assert self.engine is not None
             ticket = self.engine.submit(provider.name, new)
             waits[id(ticket)] = ticket
-            for key, _ in new:
-                in_flight[key] = ticket
+            for lookup in new:
+                in_flight[lookup[0]] = ticket
         plan.waits = list(waits.values())
         return plan
 

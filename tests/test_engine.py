@@ -152,10 +152,12 @@ def test_429_pauses_the_lane_for_retry_after_and_slows_it() -> None:
 
 def test_a_split_batch_keeps_each_key_with_its_ticket() -> None:
     first, second = Ticket(3), Ticket(2)
-    batch = Batch([f"k{i}" for i in range(5)], [1, 2, 3, 4, 5], [(first, 3), (second, 2)])
+    carry = ["c0", None, "c2", "c3", None]
+    parts = [(first, 3), (second, 2)]
+    batch = Batch([f"k{i}" for i in range(5)], [1, 2, 3, 4, 5], carry, parts)
     left, right = batch.halves()
-    assert (left.keys, left.rows) == (["k0", "k1"], [1, 2])
-    assert (right.keys, right.rows) == (["k2", "k3", "k4"], [3, 4, 5])
+    assert (left.keys, left.rows, left.carry) == (["k0", "k1"], [1, 2], ["c0", None])
+    assert (right.keys, right.rows, right.carry) == (["k2", "k3", "k4"], [3, 4, 5], carry[2:])
     assert left.parts == [(first, 2)] and right.parts == [(first, 1), (second, 2)]
     left.settle()
     assert not first.future.done()

@@ -186,6 +186,60 @@ def _demo_config(tmp_path: Path, rows: int) -> Config:
     )
 
 
+def test_a_contact_is_bought_once_across_rows_files_and_runs_without_an_id_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an id column the record_id is the row_trace_id, which changes with the
+    file; the answer is a function of the contact, so neither a duplicate row nor a
+    re-run on an edited file may buy it again."""
+    hits, (miss,) = list(_contacts(True, 2)), list(_contacts(False, 1))
+    header = ["first_name", "last_name", "company", "phone"]
+    first = [(*hits[0], ""), (*miss, ""), (*hits[1], ""), (*hits[0], "")]  # last: a dupe
+    edited = [("Grace", "Hopper", "Navy", "(707) 527-6405"), *first]  # one row more on top
+    recorder = Recorder()
+    outputs = []
+    monkeypatch.setenv("PHONE_ENRICHMENT_API_KEY", DEMO_KEY)
+    with Emulator(_fast("phone_enrichment")) as emulator:
+        for n, rows in enumerate((first, edited)):
+            source = tmp_path / f"leads{n}.csv"
+            with open(source, "w", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerows([header, *rows])
+            config = parse_config(
+                {
+                    "input": {"path": str(source), "phone_column": "phone"},
+                    "output": {"path": str(tmp_path / f"out{n}.csv")},
+                    "run": {"state_dir": str(tmp_path / "state")},
+                    "providers": {
+                        "phone_enrichment": {"base_url": emulator.base_url("phone_enrichment")}
+                    },
+                },
+                "test config",
+            )
+            assert run(config, transport=recorder).exit_code == 0
+            outputs.append(_read(tmp_path / f"out{n}.csv"))
+        charged = _charged(emulator, "phone_enrichment")
+
+    sent = recorder.bodies("/v1/enrich/phone")
+    assert len(sent) == 3  # three contacts, each asked once, all in the first run
+    once, again = outputs
+    assert [r["append_status"] for r in once] == ["hit", "no_match", "hit", "hit"]
+    assert [r["append_credits"] for r in once] == ["1", "0", "1", "0"]
+    assert charged == 2
+    # The request carried the first row's row_trace_id; the duplicate shares its answer.
+    assert [body["record_id"] for body in sent] == [r["row_trace_id"] for r in once[:3]]
+    assert once[3]["append_record_id"] == once[0]["row_trace_id"] != once[3]["row_trace_id"]
+    assert once[3]["phone_e164"] == once[0]["phone_e164"] == once[0]["append_phone"] != ""
+    # The edited file: new row_trace_ids, the same answers from the cache, nothing paid.
+    assert {r["row_trace_id"] for r in again}.isdisjoint(r["row_trace_id"] for r in once)
+    assert [r["append_status"] for r in again] == [
+        "not_requested",
+        *(r["append_status"] for r in once),
+    ]
+    assert [r["phone_e164"] for r in again[1:]] == [r["phone_e164"] for r in once]
+    assert [r["append_credits"] for r in again[1:]] == ["0"] * 4
+    assert [r["append_record_id"] for r in again[1:]] == [r["append_record_id"] for r in once]
+
+
 def test_the_demo_config_enables_every_provider() -> None:
     config = load_config(REPO / DEMO_CONFIG)
     assert set(config.providers.enabled()) == set(ProvidersConfig.model_fields)

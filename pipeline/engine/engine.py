@@ -19,7 +19,7 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from pipeline.engine.budget import Budget
-from pipeline.engine.lane import Lane, Ticket
+from pipeline.engine.lane import Lane, Lookup, Ticket
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
 from pipeline.ledger import Ledger
@@ -111,8 +111,9 @@ class Engine(AbstractContextManager["Engine"]):
         assert self._portal is not None, "use the engine inside a with block"
         return self._portal
 
-    def submit(self, provider: str, items: Sequence[tuple[str, int]]) -> Ticket:
-        """Queue (key, first row) lookups; the ticket is done once all are in the ledger."""
+    def submit(self, provider: str, items: Sequence[Lookup]) -> Ticket:
+        """Queue (key, first row[, carry]) lookups; the ticket is done once all are in the
+        ledger."""
         return self.portal.call(self.lanes[provider].submit, items)
 
     def flush_through(self, ticket: Ticket) -> None:

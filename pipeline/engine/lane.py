@@ -38,6 +38,10 @@ from pipeline.ledger import Columns, RequestLog
 from pipeline.provider_config import ProviderSettings
 from pipeline.providers.base import Provider, Reply
 
+Lookup = tuple[str, int] | tuple[str, int, str | None]
+"""What the planner submits: a key, the first row that asked, and optionally what the
+request carries for it (:data:`~pipeline.providers.base.CARRY`)."""
+
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
@@ -66,6 +70,7 @@ class Batch:
 
     keys: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
+    carry: list[str | None] = field(default_factory=list)
     parts: list[tuple[Ticket, int]] = field(default_factory=list)
 
     def settle(self) -> None:
@@ -75,8 +80,8 @@ class Batch:
     def halves(self) -> tuple[Batch, Batch]:
         middle = len(self.keys) // 2
         first, second = (
-            Batch(self.keys[:middle], self.rows[:middle]),
-            Batch(self.keys[middle:], self.rows[middle:]),
+            Batch(self.keys[:middle], self.rows[:middle], self.carry[:middle]),
+            Batch(self.keys[middle:], self.rows[middle:], self.carry[middle:]),
         )
         left = middle
         for ticket, count in self.parts:
@@ -93,6 +98,7 @@ class Batch:
 class _Segment:
     keys: list[str]
     rows: list[int]
+    carry: list[str | None]
     ticket: Ticket
     start: int = 0
 
@@ -132,16 +138,18 @@ class Lane:
 
     # -- called by the planner (through the portal) ---------------------------------
 
-    def submit(self, items: Sequence[tuple[str, int]]) -> Ticket:
-        """Queue lookups (key, first row); the ticket is done when all are committed."""
+    def submit(self, items: Sequence[Lookup]) -> Ticket:
+        """Queue lookups (key, first row[, carry]); the ticket is done when all are
+        committed."""
         ticket = Ticket(len(items), self)
         if self.stopped is not None or not items:
             ticket.queued = 0
             ticket.settle(len(items))
             return ticket
-        keys = [key for key, _ in items]
-        rows = [row for _, row in items]
-        self._queue.append(_Segment(keys, rows, ticket))
+        keys = [item[0] for item in items]
+        rows = [item[1] for item in items]
+        carry = [item[2] if len(item) > 2 else None for item in items]
+        self._queue.append(_Segment(keys, rows, carry, ticket))
         self._queued += len(keys)
         self._wake.set()
         return ticket
@@ -211,6 +219,7 @@ class Lane:
             taken = end - segment.start
             batch.keys.extend(segment.keys[segment.start : end])
             batch.rows.extend(segment.rows[segment.start : end])
+            batch.carry.extend(segment.carry[segment.start : end])
             batch.parts.append((segment.ticket, taken))
             segment.ticket.queued -= taken
             segment.start = end
@@ -304,7 +313,7 @@ class Lane:
         """One HTTP request: its log line, and the reply or the classified error."""
         keys = batch.keys
         request_id = uuid.uuid4().hex
-        request = self.provider.request(keys, request_id)
+        request = self.provider.request(keys, request_id, batch.carry)
         request.extensions["timeout"] = self._timeout
         name = self.provider.name
         self.sink.log_sent(request_id, name, attempt, len(keys))

@@ -37,6 +37,10 @@ KEY = "__pe_key"
 """Column a provider's :meth:`Provider.plan` fills with each row's lookup key (null: none)."""
 REFUSED = "__pe_refused"
 """Column :meth:`Provider.plan` fills with why a row is ``invalid_input`` before any call."""
+CARRY = "__pe_carry"
+"""Optional column of :meth:`Provider.plan`: what a request carries besides its key, taken
+from the first row that asks (phone enrichment's ``record_id``). It is not part of the
+lookup's identity: rows with the same key share one answer whatever they carry."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,16 @@ class Provider(ABC):
         """Add the :data:`KEY` and :data:`REFUSED` columns to a normalized batch.
 
         Rows with a null key and a null reason are not sent (``not_requested``);
-        rows with a reason are ``invalid_input`` without a call.
+        rows with a reason are ``invalid_input`` without a call. A provider may add a
+        :data:`CARRY` column too.
         """
 
     @abstractmethod
-    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
-        """The HTTP request that looks ``keys`` up (at most :attr:`batch_size`)."""
+    def request(
+        self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
+    ) -> httpx.Request:
+        """The HTTP request that looks ``keys`` up (at most :attr:`batch_size`); ``carry``
+        has each key's :data:`CARRY` value, for a provider that plans one."""
 
     @abstractmethod
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:

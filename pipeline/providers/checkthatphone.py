@@ -157,7 +157,9 @@ class CheckThatPhone(Provider):
             pl.lit(None, dtype=pl.String).alias(REFUSED),
         )
 
-    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+    def request(
+        self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
+    ) -> httpx.Request:
         (key,) = keys
         phone, _, ip = key.partition(IP_SEPARATOR)
         # The phone is 10 digits (plan() made it so); only an IP needs JSON escaping.

@@ -15,10 +15,13 @@ name is read from an input column of the same name when there is one. Values are
 trimmed, and a blank value is a missing one. Every other row is ``not_requested``.
 
 ``record_id`` is the row's ``input.id_column`` value when that is set and not blank,
-else its ``row_trace_id``. The lookup key is the JSON object of everything sent
-(record_id first, then the six fields in the order above, nulls included), so two
-rows share an answer only when they would send the very same body; :meth:`request`
-decodes it back.
+else its ``row_trace_id``. The lookup key is the JSON object of the six contact
+fields (in the order above, nulls included), without the record_id: the answer is a
+function of the contact, and a record_id that differs between rows, files or runs
+(a row_trace_id changes with the file) must not buy the same contact twice. The
+record_id travels beside the key (:data:`~pipeline.providers.base.CARRY`): a request
+carries the id of the first row that asked, and ``append_record_id`` is the id the
+answer was bought under (from the ledger, so a cached answer shows the earlier one).
 
 Errors carry ``{error, details, request_id, credits_required, credits_remaining,
 retry_after}``, except 422, which is FastAPI's ``{"detail": [{loc, msg, type}]}``:
@@ -54,6 +57,7 @@ from pipeline.errors import (
 )
 from pipeline.provider_config import PhoneEnrichmentSettings, ProviderSettings
 from pipeline.providers.base import (
+    CARRY,
     KEY,
     REFUSED,
     WRONG_ADDRESS,
@@ -68,7 +72,7 @@ from pipeline.trace import TRACE_ID_COLUMN
 PATH = "/v1/enrich/phone"
 WHAT = "Phone enrichment"
 API_FIELDS = ("first_name", "last_name", "company", "email", "linkedin_id", "domain")
-"""The contact fields of a request body, in key order (after ``record_id``)."""
+"""The contact fields of a request body (after ``record_id``), in key order."""
 GARBLED = f"{WHAT}: the answer is not the JSON the API documents"
 _MAX_DETAIL = 200
 
@@ -85,6 +89,7 @@ class PhoneEnrichment(Provider):
     name: ClassVar[str] = "phone_enrichment"
     prefix: ClassVar[str] = "append"
     fields: ClassVar[dict[str, pl.DataType]] = {**_ANSWER, "record_id": pl.String()}
+    """The answer's fields, then the record_id it was bought under (kept in the answer)."""
     appends_phone: ClassVar[str | None] = "phone"
 
     def __init__(
@@ -99,8 +104,8 @@ class PhoneEnrichment(Provider):
         return f"PhoneEnrichment({self.settings.base_url!r})"
 
     def params(self) -> str:
-        # Everything that changes an answer is in the key (the whole request body).
-        return "v1"
+        # Everything that changes an answer is in the key (the contact fields).
+        return "v2"
 
     def max_credits_per_key(self) -> int:
         return max(self.settings.credits_per_hit, self.settings.credits_per_no_match)
@@ -144,19 +149,25 @@ class PhoneEnrichment(Provider):
         by_name = by_name & (present["company"] | present["domain"])
         enough = by_name | present["linkedin_id"] | present["email"]
         needs_phone = ~pl.col("phone_valid").fill_null(False)
-        body = pl.struct(record_id.alias("record_id"), *(v.alias(f) for f, v in values.items()))
-        key = pl.when(needs_phone & enough).then(body.struct.json_encode())
-        return frame.with_columns(key.alias(KEY), pl.lit(None, dtype=pl.String).alias(REFUSED))
-
-    def derived(self) -> dict[str, pl.Expr]:
-        """The record_id the row was sent under (its id, or its row_trace_id)."""
-        return {"record_id": pl.col(KEY).str.json_path_match("$.record_id")}
+        contact = pl.struct(*(v.alias(f) for f, v in values.items()))
+        asks = needs_phone & enough
+        return frame.with_columns(
+            pl.when(asks).then(contact.struct.json_encode()).alias(KEY),
+            pl.lit(None, dtype=pl.String).alias(REFUSED),
+            pl.when(asks).then(record_id).alias(CARRY),
+        )
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+    def request(
+        self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
+    ) -> httpx.Request:
         (key,) = keys
-        sent = {name: value for name, value in json.loads(key).items() if value is not None}
+        record_id = carry[0] if carry else None
+        if not record_id:
+            raise ValueError(f"{WHAT}: a request needs the row's record_id (the carry)")
+        contact = {name: value for name, value in json.loads(key).items() if value is not None}
+        sent = {"record_id": record_id, **contact}
         return httpx.Request(
             "POST",
             self._url,
@@ -183,7 +194,8 @@ class PhoneEnrichment(Provider):
             if value is not None and not _fits(value, dtype):
                 raise TransientError(f"{GARBLED} ({field} = {value!r:.40})", status=200)
             answer[field] = value if value != "" else None
-        sent = json.loads(keys[0])["record_id"]
+        sent = _sent_record_id(response)
+        answer["record_id"] = sent
         echoed = body.get("record_id")
         if echoed is not None and str(echoed) != sent:
             raise TerminalError(
@@ -293,6 +305,12 @@ def error_for(response: httpx.Response) -> ProviderError:
     if status in WRONG_ADDRESS:
         return wrong_address(message, status)
     return TerminalError(message, status=status)
+
+
+def _sent_record_id(response: httpx.Response) -> str:
+    """The record_id of the request ``response`` answers (this module built its body)."""
+    record_id: str = json.loads(response.request.content)["record_id"]
+    return record_id
 
 
 def _body_wait(body: dict[str, Any] | None) -> float | None:

@@ -177,7 +177,9 @@ class TdgIdVerify(Provider):
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+    def request(
+        self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
+    ) -> httpx.Request:
         (key,) = keys
         sent = {name: value for name, value in json.loads(key).items() if value is not None}
         return httpx.Request(

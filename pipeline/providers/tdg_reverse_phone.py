@@ -111,7 +111,9 @@ class TdgReversePhone(Provider):
             pl.lit(None, dtype=pl.String).alias(REFUSED),
         )
 
-    def request(self, keys: Sequence[str], request_id: str) -> httpx.Request:
+    def request(
+        self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
+    ) -> httpx.Request:
         (phone,) = keys  # 10 digits (plan() made it so): no JSON escaping needed
         return httpx.Request(
             "POST",

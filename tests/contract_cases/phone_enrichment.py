@@ -121,11 +121,13 @@ CONTRACT = Contract(
             same=[("append_record_id", "row_trace_id")],
         ),
         Case(
-            "the same record twice is looked up once, credits on the first row",
+            "the same contact is looked up once, under the first row's record_id, "
+            "whatever the other rows' ids",
             [{**BY_NAME, "id": "X"}, {**BY_NAME, "id": "X"}, {**BY_NAME, "id": "Y"}],
             ["hit", "hit", "hit"],
-            credits=[1, 0, 1],  # another record_id is another record: sent again
-            requests=2,
+            credits=[1, 0, 0],
+            requests=1,
+            expect=[{"append_record_id": "X", "append_phone": BY_NAME_PHONE}] * 3,
         ),
         Case(
             "422 is invalid_input, free and never retried",
