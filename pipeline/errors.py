@@ -46,20 +46,31 @@ class LockedError(PipelineError):
 
 
 class ProviderError(PipelineError):
-    """A provider call went wrong; the subclass says what the engine does about it."""
+    """A provider call went wrong; the subclass says what the engine does about it.
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    ``credits`` is what the provider says it charged for the answer we could not use
+    (an answer about another number, say): it is counted against the budget and on the
+    lookup's row, so the run's credits still equal the provider's.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, credits: int = 0) -> None:
         super().__init__(message)
         self.status = status
+        self.credits = credits
 
 
 class TransientError(ProviderError):
     """Worth another attempt: 429, 5xx, timeouts, dropped connections, garbled bodies."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        credits: int = 0,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, credits=credits)
         self.retry_after = retry_after
 
 

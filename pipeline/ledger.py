@@ -133,9 +133,14 @@ class Columns:
         return cls(keys, statuses, values, errors, credits, rows)
 
     @classmethod
-    def failed(cls, keys: list[str], first_rows: list[int], reason: str) -> Columns:
+    def failed(
+        cls, keys: list[str], first_rows: list[int], reason: str, credits: int = 0
+    ) -> Columns:
+        """Every key failed; ``credits`` (charged for answers we could not use) go on the
+        first."""
         count = len(keys)
-        return cls(keys, ["failed"] * count, [None] * count, [reason] * count, [0] * count,
+        charged = [credits] + [0] * (count - 1) if count else []
+        return cls(keys, ["failed"] * count, [None] * count, [reason] * count, charged,
                    first_rows)  # fmt: skip
 
 

@@ -119,10 +119,23 @@ def test_reverse_phone_errors_are_classified(status: int, kind: type[Exception])
         assert caught.value.retry_after == 3
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"{}", b'{"Name": "x"}'])
-def test_a_garbled_200_is_transient(body: bytes) -> None:
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'"Name"'])
+def test_a_200_that_is_not_a_json_object_is_transient(body: bytes) -> None:
     with pytest.raises(TransientError, match="not the JSON TDG documents"):
         reverse_phone().parse(httpx.Response(200, content=body), ["2125550123"])
+
+
+@pytest.mark.parametrize("body", [{}, {"Name": "x", "trace": "t-1"}, {"Name": None, "Address": []}])
+def test_a_200_with_neither_name_nor_address_is_a_paid_no_match_not_asked_again(
+    body: dict[str, Any],
+) -> None:
+    """TDG answered (a 200, priced as a hit) with nothing: retrying would pay again."""
+    reply = reverse_phone(credits_per_hit=3, credits_per_no_match=1).parse(
+        answered(200, body), ["2125550123"]
+    )
+    assert reply.statuses == ["no_match"] and reply.credits == [3]
+    assert reply.answers == [{"trace": body.get("trace")}]
+    assert reply.error_list() == ["TDG reverse phone: HTTP 200 with neither Name nor Address"]
 
 
 # -- a run against the emulator -----------------------------------------------------------

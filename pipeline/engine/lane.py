@@ -72,6 +72,8 @@ class Batch:
     rows: list[int] = field(default_factory=list)
     carry: list[str | None] = field(default_factory=list)
     parts: list[tuple[Ticket, int]] = field(default_factory=list)
+    spent: int = 0
+    """Credits charged for answers of earlier attempts that could not be used."""
 
     def settle(self) -> None:
         for ticket, count in self.parts:
@@ -80,7 +82,7 @@ class Batch:
     def halves(self) -> tuple[Batch, Batch]:
         middle = len(self.keys) // 2
         first, second = (
-            Batch(self.keys[:middle], self.rows[:middle], self.carry[:middle]),
+            Batch(self.keys[:middle], self.rows[:middle], self.carry[:middle], spent=self.spent),
             Batch(self.keys[middle:], self.rows[middle:], self.carry[middle:]),
         )
         left = middle
@@ -275,11 +277,12 @@ class Lane:
         self.budget.settle(reserve, log.credits)
         if reply is not None:
             columns = Columns(
-                batch.keys, reply.statuses, reply.answers, reply.error_list(), reply.credits,
-                batch.rows,
+                batch.keys, reply.statuses, reply.answers, reply.error_list(),
+                _plus(reply.credits, batch.spent), batch.rows,
             )  # fmt: skip
             await self.sink.commit(log, columns)
         elif isinstance(error, TransientError) and attempt < self.settings.max_attempts:
+            batch.spent += error.credits
             await self.sink.commit(log, None)
             ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
             delay = self._rng.uniform(0, ceiling)  # "full jitter"
@@ -287,23 +290,27 @@ class Lane:
                 delay = max(delay, error.retry_after)
             return delay
         elif isinstance(error, BadRequestError) and len(batch.keys) > 1:
+            batch.spent += error.credits
             await self.sink.commit(log, None)
             assert self._tg is not None
             for half in batch.halves():
                 self._tg.start_soon(self._exchange, half, False)
             return None
         elif isinstance(error, BadRequestError):
-            refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)], [0],
-                              batch.rows)  # fmt: skip
+            refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)],
+                              [batch.spent + error.credits], batch.rows)  # fmt: skip
             await self.sink.commit(log, refused)
         elif isinstance(error, LaneStoppedError):
             self.stop(str(error))  # before the slot goes to the next request
-            await self.sink.commit(log, None)
+            spent = batch.spent + error.credits  # paid for: filed, so credits reconcile
+            paid = Columns.failed(batch.keys, batch.rows, str(error), spent) if spent else None
+            await self.sink.commit(log, paid)
         else:
             reason = str(error)
             if isinstance(error, TransientError):
                 reason = f"gave up after {attempt} attempts: {error}"
-            await self.sink.commit(log, Columns.failed(batch.keys, batch.rows, reason))
+            spent = batch.spent + (error.credits if error is not None else 0)
+            await self.sink.commit(log, Columns.failed(batch.keys, batch.rows, reason, spent))
         batch.settle()
         return None
 
@@ -338,7 +345,7 @@ class Lane:
             latency = (time.monotonic() - started) * 1000
             log = RequestLog(
                 request_id, name, attempt, len(keys), sent_at, status,
-                _outcome_name(error), 0, latency, str(error),
+                _outcome_name(error), error.credits, latency, str(error),
             )  # fmt: skip
             return log, None, error
         self.pacer.release(answered=True)
@@ -348,6 +355,11 @@ class Lane:
             sum(reply.credits), latency, None,
         )  # fmt: skip
         return log, reply, None
+
+
+def _plus(credits: list[int], spent: int) -> list[int]:
+    """``credits`` with ``spent`` added to the first key's (it carries the request)."""
+    return [credits[0] + spent, *credits[1:]] if spent and credits else credits
 
 
 def _outcome_name(error: ProviderError) -> str:

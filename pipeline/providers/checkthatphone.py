@@ -9,7 +9,9 @@ is missing, then the documented price).
 
 * ``data.action == "error"`` means the phone was refused: ``invalid_input``, never
   retried (the API says retrying gives the same error).
-* Every other answered lookup is a ``hit``.
+* Every other answered lookup is a ``hit``. An answer about another number is
+  ``failed`` and not asked again (it was charged, and would likely be again); a
+  garbled or ``success: false`` answer is retried, its ``X-Credits-Used`` counted.
 * 401 stops the lane (bad key); 429 is retried with backoff (Retry-After honoured)
   unless its error says the monthly quota is used up, which stops the lane like an
   out-of-credits 403 elsewhere (retrying cannot help before the quota resets);
@@ -38,7 +40,13 @@ import httpx
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.errors import InputError, LaneStoppedError, ProviderError, TransientError
+from pipeline.errors import (
+    InputError,
+    LaneStoppedError,
+    ProviderError,
+    TerminalError,
+    TransientError,
+)
 from pipeline.provider_config import CheckThatPhoneSettings, ProviderSettings
 from pipeline.providers.base import KEY, REFUSED, Provider, Reply, classify_status
 
@@ -179,21 +187,30 @@ class CheckThatPhone(Provider):
         try:
             envelope = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            raise TransientError(GARBLED, status=200) from None
-        data = envelope.get("data") if isinstance(envelope, dict) else None
-        if not isinstance(data, dict):
-            raise TransientError(GARBLED, status=200)
+            envelope = None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
+            paid = charged(response, envelope if isinstance(envelope, dict) else {})
+            raise TransientError(GARBLED, status=200, credits=paid or 0)
+        data = envelope["data"]
         answer = _answer(data)
-        credits = charged(response, envelope)
-        if credits is None:
-            credits = self._price(data)
+        reported = charged(response, envelope)
+        credits = self._price(data) if reported is None else reported
         if data.get("action") == "error":
             return Reply.single("invalid_input", answer, credits, _refused_reason(data))
         if envelope.get("success") is not True:
-            raise TransientError(f"{WHAT}: the lookup did not complete (success false)", status=200)
+            raise TransientError(
+                f"{WHAT}: the lookup did not complete (success false)",
+                status=200,
+                credits=reported or 0,
+            )
         subscriber = "".join(c for c in str(data.get("subscriber") or "") if c.isdigit())
         if subscriber and subscriber[-10:] != keys[0][:10]:
-            raise TransientError(f"{WHAT}: the answer is for another number", status=200)
+            # Paid for, and asking again would likely pay for the same wrong answer.
+            raise TerminalError(
+                f"{WHAT}: the answer is for another number; not asked again",
+                status=200,
+                credits=credits,
+            )
         return Reply.single("hit", answer, credits)
 
 

@@ -188,24 +188,24 @@ class PhoneEnrichment(Provider):
             raise TransientError(GARBLED, status=200)
         if body.get("success") is False:
             raise TerminalError(f"{WHAT}: HTTP 200 but success is false: {_message(body)}")
-        answer: dict[str, Any] = {}
-        for field, dtype in _ANSWER.items():
-            value = body.get(field)
-            if value is not None and not _fits(value, dtype):
-                raise TransientError(f"{GARBLED} ({field} = {value!r:.40})", status=200)
-            answer[field] = value if value != "" else None
+        phone = body.get("phone")
+        if phone is not None and not isinstance(phone, str):
+            raise TransientError(f"{GARBLED} (phone = {phone!r:.40})", status=200)
+        answer: dict[str, Any] = {field: _typed(body.get(field), dtype)
+                                  for field, dtype in _ANSWER.items()}  # fmt: skip
         sent = _sent_record_id(response)
         answer["record_id"] = sent
+        found = answer["phone"] is not None
+        price = self.settings.credits_per_hit if found else self.settings.credits_per_no_match
         echoed = body.get("record_id")
         if echoed is not None and str(echoed) != sent:
             raise TerminalError(
                 f"{WHAT}: answered record_id {str(echoed)[:40]!r} for {sent!r}; "
                 "not trusting the answer",
                 status=200,
+                credits=price,  # priced as what it says it is: we cannot know better
             )
-        if answer["phone"] is not None:
-            return Reply.single("hit", answer, self.settings.credits_per_hit)
-        return Reply.single("no_match", answer, self.settings.credits_per_no_match)
+        return Reply.single("hit" if found else "no_match", answer, price)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -219,10 +219,14 @@ def _text(column: pl.Expr) -> pl.Expr:
     return pl.when(value.str.len_bytes() > 0).then(value)
 
 
-def _fits(value: object, dtype: pl.DataType) -> bool:
+def _typed(value: object, dtype: pl.DataType) -> Any:
+    """An answer field as its column's type. Only ``phone`` must be right (checked
+    before); an odd email, LinkedIn id or timing must not throw away a paid phone, so a
+    number is rounded and anything else that is not text becomes null."""
     if dtype == pl.Int64:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, str)
+        number = _number(value)
+        return None if number is None else round(number)
+    return value if isinstance(value, str) and value != "" else None
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:

@@ -11,8 +11,10 @@ POST ``/v3/lookup/phone`` with ``{"Phone": "2125550123"}`` (10 digits) and heade
   ``credits_per_no_match``; a 440 says so in ``tdg_error``.
 * 400 (missing parameter): the number was refused, ``invalid_input``, never retried.
 * 401 (bad key), and 403 though TDG documents none: the lane stops, the run exits 3.
-* 429 and 500 (and other 5xx, timeouts, a garbled 200): retried with backoff,
-  Retry-After honoured when TDG sends one.
+* 429 and 500 (and other 5xx, timeouts, a 200 that is not JSON): retried with
+  backoff, Retry-After honoured when TDG sends one.
+* A 200 JSON object with neither ``Name`` nor ``Address``: ``no_match`` at
+  ``credits_per_hit`` (a 200 is what TDG charges as a hit), not retried.
 
 TDG does not publish its rate limit, so ``requests_per_minute`` is a ceiling: the
 lane's pacer lowers its rate on every 429 and earns it back slowly while answers
@@ -48,6 +50,7 @@ PATH = "/v3/lookup/phone"
 WHAT = "TDG reverse phone"
 TOO_MANY_RESULTS = 440
 TOO_MANY_TEXT = "too many results (TDG will not pick one owner for this number)"
+EMPTY_200 = f"{WHAT}: HTTP 200 with neither Name nor Address"
 
 ADAPTIVE: PacerOptions = {"decrease": 0.9, "increase": 0.0002}
 """The pacer of a TDG lane, whose limit is hidden: a gentler cut on a 429 (x0.9, not
@@ -134,8 +137,13 @@ class TdgReversePhone(Provider):
         body = json_object(response)
         name = body.get("Name") if body is not None else None
         address = body.get("Address") if body is not None else None
-        if body is None or not (isinstance(name, dict) or isinstance(address, dict)):
+        if body is None:
             raise TransientError(f"{WHAT}: the answer is not the JSON TDG documents", status=200)
+        if not (isinstance(name, dict) or isinstance(address, dict)):
+            # Answered (and priced as a 200), with nothing in it: asking again would pay
+            # again for the same nothing.
+            empty = {"trace": _text(body.get("trace"))}
+            return Reply.single("no_match", empty, self.settings.credits_per_hit, EMPTY_200)
         answer: dict[str, Any] = {}
         for part, names in ((name, _NAME), (address, _ADDRESS)):
             if isinstance(part, dict):
