@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -92,6 +93,9 @@ class TdgReversePhoneSettings(ProviderSettings):
     """What TDG charges for a found record (it does not report charges itself)."""
     credits_per_no_match: int = Field(default=0, ge=0)
     """What TDG charges for 204 (no record) or 440 (too many results)."""
+    regions: tuple[Literal["US", "CA"], ...] = Field(default=("US",), min_length=1)
+    """Phone regions looked up: TDG documents U.S. numbers, so a Canadian one would only
+    spend the lane's (hidden, scarce) rate on a 204; other rows are not_requested."""
 
 
 class TdgIdVerifySettings(ProviderSettings):

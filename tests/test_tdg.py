@@ -247,6 +247,22 @@ def test_id_verify_bad_columns_are_named_in_the_config_error(
     assert "tdg_id_verify" in str(caught.value) and "columns" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("regions", "message"),
+    [(["MX"], "regions.0' has value 'MX': Input should be 'US' or 'CA'"), ([], "at least 1")],
+)
+def test_reverse_phone_regions_are_checked(regions: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(
+            {
+                "input": {"path": "in.csv", "phone_column": "phone"},
+                "output": {"path": "out.csv"},
+                "providers": {"tdg_reverse_phone": {"regions": regions}},
+            },
+            "test.toml",
+        )
+
+
 def test_id_verify_types_the_documented_scores() -> None:
     documented = {  # TDG's own sample, with one odd value
         "ValidAddress": "85", "ValidPhone": "0", "ValidEmail": "", "ValidName": "100",

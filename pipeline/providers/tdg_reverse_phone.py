@@ -1,7 +1,9 @@
 """The Data Group (TDG) reverse phone append: the name and address behind a number.
 
 POST ``/v3/lookup/phone`` with ``{"Phone": "2125550123"}`` (10 digits) and header
-``x-api-key``, one number per request. Statuses, as TDG documents them:
+``x-api-key``, one number per request. Rows are looked up when their phone is valid
+and its region is one of ``regions`` (U.S. only by default: TDG documents U.S.
+numbers); the others are ``not_requested``. Statuses, as TDG documents them:
 
 * 200: ``{"Name": {LName, FName, MName}, "Address": {House, PreDir, Street,
   StrType, PostDir, AptType, City, State, Zip, Z4, CNTY, Deliverable, ValDate},
@@ -109,8 +111,9 @@ class TdgReversePhone(Provider):
 
     def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         valid = pl.col("phone_valid").fill_null(False)
+        asked = valid & pl.col("phone_region").is_in(list(self.settings.regions))
         return frame.with_columns(
-            pl.when(valid).then(pl.col("phone_normalized")).alias(KEY),
+            pl.when(asked).then(pl.col("phone_normalized")).alias(KEY),
             pl.lit(None, dtype=pl.String).alias(REFUSED),
         )
 

@@ -59,7 +59,16 @@ CONTRACT = Contract(
             ["no_match", "no_match"],
             credits=[0, 0],
             requests=2,
+            settings={"regions": ["US", "CA"]},
             expect=[{"tdg_last_name": None, "tdg_trace": None}] * 2,
+        ),
+        Case(
+            "a Canadian number is not sent by default (TDG documents U.S. numbers)",
+            [CANADIAN, NO_RECORD],
+            ["not_requested", "no_match"],
+            credits=[0, 0],
+            requests=1,
+            expect=[{"phone_region": "CA", "tdg_error": None}, {"phone_region": "US"}],
         ),
         Case(
             "440 is no_match with the reason, free, never retried",
