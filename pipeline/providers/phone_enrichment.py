@@ -26,7 +26,8 @@ answer was bought under (from the ledger, so a cached answer shows the earlier o
 Errors carry ``{error, details, request_id, credits_required, credits_remaining,
 retry_after}``, except 422, which is FastAPI's ``{"detail": [{loc, msg, type}]}``:
 
-* 422 and 400: the record was refused, ``invalid_input`` (never retried);
+* 422 and 400: the record was refused, ``invalid_input`` (never retried), unless a
+  400 carries a ``retry_after``: that is a rate limit, retried like a 429;
 * 401, 403, and 402 or any body with ``credits_required > credits_remaining``
   (insufficient credits): the lane stops, the run exits 3 and resumes later;
 * 429, 5xx, 408: retried; the wait is the longer of the body's ``retry_after``
@@ -301,8 +302,11 @@ def error_for(response: httpx.Response) -> ProviderError:
         )
     if status in (401, 402, 403):
         return LaneStoppedError(message, status=status)
-    if status == 429 or status == 408 or status >= 500:
-        waits = [w for w in (retry_after(response), _body_wait(body)) if w is not None]
+    wait = _body_wait(body)
+    if status == 429 or status == 408 or status >= 500 or (status == 400 and wait):
+        # A 400 that says when to retry (the envelope's retry_after is "for rate limit
+        # errors") is a rate limit worded as a 400, not a refused record.
+        waits = [w for w in (retry_after(response), wait) if w is not None]
         return TransientError(message, status=status, retry_after=max(waits, default=None))
     if status in (400, 422):
         return BadRequestError(message, status=status)
