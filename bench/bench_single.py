@@ -64,7 +64,7 @@ from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.normalize import normalize_phones  # noqa: E402
 from pipeline.provider_config import ProviderSettings  # noqa: E402
 from pipeline.providers import Provider, build_providers  # noqa: E402
-from pipeline.providers.base import CARRY, KEY  # noqa: E402
+from pipeline.providers.base import KEY, carried  # noqa: E402
 from pipeline.trace import TRACE_ID_COLUMN  # noqa: E402
 
 EMULATOR_KEY = "emulator-key"
@@ -223,11 +223,12 @@ def lookups(single: Single, provider: Provider, count: int, offset: int) -> list
         pl.Series(TRACE_ID_COLUMN, [f"bench-{i:09d}" for i in range(offset, offset + count)])
     )
     planned = provider.plan(normalize_phones(frame.lazy(), "phone")).collect()
-    carry = planned.get_column(CARRY) if CARRY in planned.columns else None
-    planned = planned.with_columns(
-        (carry if carry is not None else pl.lit(None, pl.String)).alias(CARRY)
-    ).unique(KEY, keep="first", maintain_order=True)
-    firsts = planned.filter(pl.col(KEY).is_not_null()).select(KEY, CARRY).rows()
+    firsts = (
+        planned.select(KEY, carried(planned))
+        .filter(pl.col(KEY).is_not_null())
+        .unique(KEY, keep="first", maintain_order=True)
+        .rows()
+    )
     assert len(firsts) == count, f"{single.name}: {len(firsts)} lookups from {count} rows"
     return [(key, row, carried) for row, (key, carried) in enumerate(firsts, offset)]
 

@@ -27,7 +27,7 @@ from pipeline.engine.lane import Lookup, Ticket
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
 from pipeline.normalize import PHONE_COLUMNS, normalize_phones
-from pipeline.providers.base import CARRY, KEY, REFUSED, Provider
+from pipeline.providers.base import CARRY, KEY, REFUSED, Provider, carried
 
 PRUNE_EVERY = 200_000
 
@@ -92,9 +92,7 @@ class Planner:
 
     def _plan_one(self, provider: Provider, batch: pl.DataFrame) -> ProviderPlan:
         planned = provider.plan(batch.lazy())
-        has_carry = CARRY in planned.collect_schema()
-        carry = pl.col(CARRY) if has_carry else pl.lit(None, pl.String)
-        keys = planned.select(ROW_NUMBER, KEY, REFUSED, carry.alias(CARRY)).collect(
+        keys = planned.select(ROW_NUMBER, KEY, REFUSED, carried(planned)).collect(
             engine="in-memory"
         )
         firsts = (  # rows are in input order: the first row's carry goes with the key
@@ -111,19 +109,19 @@ class Planner:
         waits: dict[int, Ticket] = {}
         unknown: list[str] = []
         first_rows: dict[str, tuple[int, str | None]] = {}
-        for key, row, carried in firsts.iter_rows():
+        for key, row, carry in firsts.iter_rows():
             ticket = in_flight.get(key)
             if ticket is not None:
                 waits[id(ticket)] = ticket
             else:
                 unknown.append(key)
-                first_rows[key] = (row, carried)
+                first_rows[key] = (row, carry)
         known = self._answered(provider, unknown)
         new: list[Lookup] = []
         for key in unknown:
             if key not in known:
-                row, carried = first_rows[key]
-                new.append((key, row, carried))
+                row, carry = first_rows[key]
+                new.append((key, row, carry))
         if new:
             assert self.engine is not None
             ticket = self.engine.submit(provider.name, new)

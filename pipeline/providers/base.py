@@ -43,6 +43,13 @@ from the first row that asks (phone enrichment's ``record_id``). It is not part 
 lookup's identity: rows with the same key share one answer whatever they carry."""
 
 
+def carried(planned: pl.LazyFrame | pl.DataFrame) -> pl.Expr:
+    """The :data:`CARRY` column of a planned frame, or nulls when its provider has none."""
+    if CARRY in planned.collect_schema():
+        return pl.col(CARRY)
+    return pl.lit(None, dtype=pl.String).alias(CARRY)
+
+
 @dataclass(frozen=True)
 class Reply:
     """What one answered request gave back, by column: one entry per key asked, in the
