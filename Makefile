@@ -40,4 +40,4 @@ bench-tdg: $(STAMP)
 	$(BIN)/python bench/bench_tdg_adaptive.py
 
 clean:
-	rm -rf $(VENV) .phone-enrich out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache

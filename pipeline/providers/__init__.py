@@ -11,7 +11,7 @@ import importlib
 
 from pipeline.config import Config
 from pipeline.provider_config import api_key
-from pipeline.providers.base import Provider
+from pipeline.providers.base import Provider, answer_scope
 
 __all__ = ["Provider", "build_providers"]
 
@@ -21,5 +21,8 @@ def build_providers(config: Config) -> list[Provider]:
     providers: list[Provider] = []
     for name, settings in config.providers.enabled().items():
         module = importlib.import_module(f"pipeline.providers.{name}")
-        providers.append(module.build(settings, api_key(name, settings), config))
+        key = api_key(name, settings)
+        provider: Provider = module.build(settings, key, config)
+        provider.scope = answer_scope(settings.base_url, key)
+        providers.append(provider)
     return providers

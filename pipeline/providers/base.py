@@ -14,6 +14,7 @@ what dedupe compares; the provider decodes its own keys when it builds a request
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypedDict
+from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
@@ -48,6 +50,27 @@ def carried(planned: pl.LazyFrame | pl.DataFrame) -> pl.Expr:
     if CARRY in planned.collect_schema():
         return pl.col(CARRY)
     return pl.lit(None, dtype=pl.String).alias(CARRY)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def answer_scope(base_url: str, api_key: str) -> str:
+    """Where and as whom answers are bought: ``base_url`` normalized (scheme and host
+    lower case, no default port, no trailing or doubled slash) and a fingerprint of the
+    key. The fingerprint is a salted SHA-256 cut to 64 bits: stable, so the cache
+    works across runs, and not the key, which never reaches the ledger."""
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    path = "/".join(segment for segment in parts.path.split("/") if segment)
+    endpoint = f"{scheme}://{host}/{path}" + (f"?{parts.query}" if parts.query else "")
+    account = hashlib.sha256(b"phone-enrich/account/v1\0" + api_key.encode()).hexdigest()[:16]
+    return f"{endpoint} account={account}"
 
 
 @dataclass(frozen=True)
@@ -110,14 +133,24 @@ class Provider(ABC):
     """For a provider that finds phones (the cascade): the field (a :attr:`fields` name)
     holding the E.164 phone it found. Such a provider runs first; a valid phone it
     finds becomes the row's phone for the providers after it."""
+    scope: str = ""
+    """Where and as whom answers are bought: the normalized ``base_url`` and a
+    fingerprint of the API key (:func:`answer_scope`), set by ``build_providers``."""
 
     @abstractmethod
+    def options(self) -> str:
+        """The settings that change answers (sandbox, options), as a stable string."""
+
     def params(self) -> str:
-        """The settings that change answers (sandbox, options), as a stable string.
+        """What answers are filed under besides the key: the options, the endpoint and
+        the account (:attr:`scope`).
 
         Answers are filed under (provider, params, key): a lookup made with other
-        params is a different lookup and is never reused for this one.
+        params is a different lookup and is never reused for this one. So an
+        emulator's or a sandbox's answers never serve a production run, nor one
+        account's answers another's.
         """
+        return f"{self.options()}@{self.scope}"
 
     @abstractmethod
     def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:

@@ -123,9 +123,9 @@ class CheckThatPhone(Provider):
         }
 
     def __repr__(self) -> str:  # never show the key
-        return f"CheckThatPhone({self.settings.base_url!r}, {self.params()!r})"
+        return f"CheckThatPhone({self.settings.base_url!r}, {self.options()!r})"
 
-    def params(self) -> str:
+    def options(self) -> str:
         s = self.settings
         return (
             f"v1;litigatorFilter={str(s.litigator_filter).lower()}"

@@ -104,7 +104,7 @@ class PhoneEnrichment(Provider):
     def __repr__(self) -> str:  # never show the key
         return f"PhoneEnrichment({self.settings.base_url!r})"
 
-    def params(self) -> str:
+    def options(self) -> str:
         # Everything that changes an answer is in the key (the contact fields).
         return "v2"
 

@@ -76,7 +76,7 @@ class TcpaAuthority(Provider):
     def __repr__(self) -> str:  # never show the key
         return f"TcpaAuthority({self.settings.base_url!r}, sandbox={self.settings.sandbox})"
 
-    def params(self) -> str:
+    def options(self) -> str:
         return "sandbox" if self.settings.sandbox else "live"
 
     def max_credits_per_key(self) -> int:

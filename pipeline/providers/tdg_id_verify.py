@@ -104,7 +104,7 @@ class TdgIdVerify(Provider):
     def __repr__(self) -> str:  # never show the key
         return f"TdgIdVerify({self.settings.base_url!r})"
 
-    def params(self) -> str:
+    def options(self) -> str:
         return "v2"  # everything that changes an answer is in the key
 
     def max_credits_per_key(self) -> int:

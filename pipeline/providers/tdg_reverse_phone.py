@@ -100,7 +100,7 @@ class TdgReversePhone(Provider):
     def __repr__(self) -> str:  # never show the key
         return f"TdgReversePhone({self.settings.base_url!r})"
 
-    def params(self) -> str:
+    def options(self) -> str:
         return "v3"  # no setting changes an answer
 
     def max_credits_per_key(self) -> int:
