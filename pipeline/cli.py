@@ -7,18 +7,22 @@ no traceback. Anything unexpected is a bug: it prints the traceback and exits 70
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
 import signal
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline.config import Config, load_config
-from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, PipelineError, UsageError
+from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, Interrupted, PipelineError, UsageError
 from pipeline.progress import Progress
 from pipeline.run import RunSummary, run
+from pipeline.stopping import StopRequest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,19 +89,57 @@ def _print_summary(summary: RunSummary) -> None:
     print(f"  report: {summary.report}")
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (cron's timeout, docker stop, kill) stops a run like Ctrl-C does: no new
-    requests, those in flight answer and commit, the report is written, exit 3."""
+HARD_STOP_S = 9.5
+"""After the first SIGINT/SIGTERM, the process ends by this time whatever is still busy."""
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+def _stoppable(work: Callable[[StopRequest], RunSummary]) -> RunSummary:
+    """Run ``work`` on a thread while this (main) thread handles SIGINT and SIGTERM.
+
+    Python runs signal handlers on the main thread only, between bytecodes; a run's
+    main thread would sit inside polars' writer for hours and never get to them. So the
+    run goes on a worker thread and the main thread only waits and listens. The first
+    signal asks the run to stop (every lane stops sending at once, answers in flight are
+    recorded, exit 3); a second one, or the run not ending within ``HARD_STOP_S``, ends
+    the process at once (still exit 3: what was recorded stays recorded).
+    """
+    stop = StopRequest()
+    outcome: list[RunSummary] = []
+    failure: list[BaseException] = []
+    deadline: list[float] = []
+
+    def target() -> None:
+        try:
+            outcome.append(work(stop))
+        except BaseException as exc:
+            failure.append(exc)
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.requested:
+            _end_now(f"{name} again: stopped at once; answers still in flight are lost")
+        deadline.append(time.monotonic() + HARD_STOP_S)
+        stop.request(f"stopped by {name}")
+
+    worker = threading.Thread(target=target, name="phone-enrich-run", daemon=True)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            if deadline and time.monotonic() > deadline[0] and worker.is_alive():
+                _end_now(f"{stop.reason}: the run did not end within {HARD_STOP_S:g}s; ended")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _end_now(message: str) -> NoReturn:
+    print(f"\nphone-enrich: {message}", file=sys.stderr, flush=True)
+    os._exit(EXIT_STOPPED)  # the kernel releases the lock; the ledger keeps its commits
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -122,16 +164,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_one(args: argparse.Namespace, config: Config) -> int:
-    with _sigterm_interrupts():
-        summary = run(
-            config,
-            config_path=args.config,
-            on_progress=_progress_printer(args.quiet),
-            no_cache=args.no_cache,
-            force=args.force,
+    tty = not args.quiet and sys.stderr.isatty()
+    try:
+        summary = _stoppable(
+            lambda stop: run(
+                config,
+                config_path=args.config,
+                on_progress=_progress_printer(args.quiet),
+                no_cache=args.no_cache,
+                force=args.force,
+                stop=stop,
+            )
         )
-    if not args.quiet and sys.stderr.isatty():
-        print(file=sys.stderr)  # end the progress line
+    finally:
+        if tty:
+            print(file=sys.stderr)  # end the progress line
     if summary.already_done:
         print(
             f"{config.input.path}: run {summary.run_id} already enriched it with this config "
@@ -148,13 +195,15 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     from pipeline.run import retry
 
     config = load_config(args.config)
-    with _sigterm_interrupts():
-        summary = retry(
+    summary = _stoppable(
+        lambda stop: retry(
             config,
             run_id=args.run,
             config_path=args.config,
             on_progress=_progress_printer(args.quiet),
+            stop=stop,
         )
+    )
     if not args.quiet:
         _print_summary(summary)
     return summary.exit_code
@@ -301,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
+    except Interrupted as exc:
+        print(f"phone-enrich: {exc}", file=sys.stderr)
+        return exc.exit_code
     except PipelineError as exc:
         print(f"phone-enrich: error: {exc}", file=sys.stderr)
         return exc.exit_code

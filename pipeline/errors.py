@@ -86,3 +86,18 @@ class LaneStoppedError(ProviderError):
     """The provider refuses our key (401/403, out of credits): stop its lane, exit 3."""
 
     exit_code = EXIT_STOPPED
+
+
+class Interrupted(PipelineError):
+    """SIGINT or SIGTERM: nothing new is sent, what was in flight is recorded, exit 3."""
+
+    exit_code = EXIT_STOPPED
+
+
+class StoreError(PipelineError):
+    """An answer could not be recorded (disk full, store gone): stop sending at once.
+
+    Exit 3: the answers recorded so far are kept, and the same command resumes the run
+    once the cause is fixed."""
+
+    exit_code = EXIT_STOPPED

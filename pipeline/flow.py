@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline.engine.engine import Engine
 from pipeline.plan import PlannedBatch, Planner
+from pipeline.stopping import StopRequest
 
 _DONE = object()
 _POLL_S = 0.2
@@ -108,15 +109,28 @@ def merged_batches(
     planner: PlannerThread,
     engine: Engine | None,
     merge: Callable[[PlannedBatch], pl.DataFrame],
+    stop: StopRequest,
 ) -> Iterator[pl.DataFrame]:
-    """Each planned batch, once the ledger holds its answers, merged."""
+    """Each planned batch, once the ledger holds its answers, merged.
+
+    Raises :class:`~pipeline.errors.Interrupted` as soon as a stop is requested, and the
+    engine's :class:`~pipeline.errors.StoreError` as soon as an answer could not be
+    recorded: the output is then abandoned, and the run resumes from the ledger."""
     for batch in planner:
         for ticket in batch.tickets():
             while True:
+                _check(engine, stop)
                 try:
                     ticket.future.result(timeout=_WAIT_S)
                     break
                 except TimeoutError:
                     if engine is not None and planner.blocked:
                         engine.flush_through(ticket)
+        _check(engine, stop)
         yield merge(batch)
+
+
+def _check(engine: Engine | None, stop: StopRequest) -> None:
+    if engine is not None and engine.failure is not None:
+        raise engine.failure
+    stop.check()

@@ -74,13 +74,21 @@ class RunLog:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "log.jsonl"
         self._lock = threading.Lock()
+        self.broken: OSError | None = None
+        """The write that failed (a full disk): the log stops there, the run does not."""
 
     def event(self, name: str, **fields: Any) -> None:
         line = json.dumps({"time": round(time.time(), 3), "event": name, **fields}, default=str)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            if self.broken is not None:
+                return
+            try:
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                self.broken = exc
 
 
 class Ticker:
@@ -107,4 +115,7 @@ class Ticker:
 
     def _work(self) -> None:
         while not self._stop.wait(self._every_s):
-            self._report(self._snapshot())
+            try:
+                self._report(self._snapshot())
+            except OSError:  # a full disk or a closed terminal must not end the progress
+                continue

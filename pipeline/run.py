@@ -9,6 +9,7 @@ running it again: same job (input + config), same run id, next session.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,10 +31,12 @@ from pipeline.errors import (
     EXIT_OK,
     EXIT_STOPPED,
     InputError,
+    Interrupted,
     PipelineError,
     UsageError,
 )
 from pipeline.flow import PlannerThread, merged_batches
+from pipeline.io.changes import FileIdentity, check_unchanged, file_identity
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, output_schema
 from pipeline.io.writer import write_batches
 from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
@@ -50,10 +53,15 @@ from pipeline.plan import PlannedBatch, Planner, RunContext
 from pipeline.progress import Progress, RunLog, Ticker, estimate_rows
 from pipeline.providers import Provider, build_providers
 from pipeline.report import FailedRowsFile, provider_report, write_report
+from pipeline.stopping import StopRequest
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+T = TypeVar("T")
+GRACE_S = 6.0
+"""After a signal, how long answers in flight may take to arrive and be recorded (the
+CLI ends the process 10 s after the signal whatever happens)."""
 
 
 @dataclass
@@ -187,6 +195,7 @@ def run(
     no_cache: bool = False,
     force: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    stop: StopRequest | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
@@ -195,11 +204,16 @@ def run(
     ``force``: the summary of that run comes back with ``already_done`` set.
     Never leaves a partial output: the output is renamed into place only once
     every row is written, and the report says what happened either way.
+
+    ``stop`` (set by the CLI's signal handlers) stops every lane at once: what is in
+    flight is recorded, no output is written, and :class:`Interrupted` (exit 3) is
+    raised; the same job resumes.
     """
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
-            config, config_path, on_progress, progress_every_s, no_cache, force, transport, None
-        )
+            config, config_path, on_progress, progress_every_s, no_cache, force, transport,
+            None, stop or StopRequest(),
+        )  # fmt: skip
 
 
 def retry(
@@ -210,6 +224,7 @@ def retry(
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    stop: StopRequest | None = None,
 ) -> RunSummary:
     """Re-attempt the lookups that failed in a run (default: this config's latest run),
     as a new session of that run: answers it already has are not bought again, and its
@@ -217,7 +232,7 @@ def retry(
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
             config, config_path, on_progress, progress_every_s, False, True, transport,
-            run_id or "",
+            run_id or "", stop or StopRequest(),
         )  # fmt: skip
 
 
@@ -230,6 +245,7 @@ def _locked_run(
     force: bool,
     transport: httpx.AsyncBaseTransport | None,
     retry_of: str | None,
+    stop: StopRequest,
 ) -> RunSummary:
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -241,6 +257,7 @@ def _locked_run(
     source: InputFile | None = None
     try:
         providers = build_providers(config)  # a missing key fails here, before any work
+        seen = file_identity(input_path)  # before the fingerprint is taken
         source = open_input(input_path, config.input.encoding, state_dir / "tmp")
         check_columns(config, source, providers)
         ledger = Ledger(state_dir)
@@ -256,9 +273,10 @@ def _locked_run(
         again = (
             None if retry_of is None else _run_to_retry(ledger, config, source, providers, retry_of)
         )
+        stop.check()
         return _run_job(
             config, config_path, source, ledger, providers, started, clock,
-            on_progress, progress_every_s, no_cache, transport, again,
+            on_progress, progress_every_s, no_cache, transport, again, stop, seen,
         )  # fmt: skip
     finally:
         source.close()
@@ -339,7 +357,9 @@ def _run_job(
     progress_every_s: float,
     no_cache: bool,
     transport: httpx.AsyncBaseTransport | None,
-    again: RunRecord | None = None,
+    again: RunRecord | None,
+    stop: StopRequest,
+    seen: FileIdentity | None,
 ) -> RunSummary:
     if again is not None:
         record = ledger.resume(again.run_id)
@@ -392,8 +412,10 @@ def _run_job(
                         record.session,
                         transport=transport,
                         budget=budget,
+                        grace_s=GRACE_S,
                     )
                 )
+                stack.enter_context(stop.calling(engine.stop))
             planner = Planner(providers, ledger, engine, context, config.normalize.regions)
 
             def merge_one(planned: PlannedBatch) -> pl.DataFrame:
@@ -426,7 +448,7 @@ def _run_job(
                     for batch in iter_batches(source, transform, config.run.batch_rows)
                 )
                 with PlannerThread(reader, planner, engine) as planned:
-                    for batch in merged_batches(planned, engine, merge_one):
+                    for batch in merged_batches(planned, engine, merge_one, stop):
                         _tally(batch, config, summary)
                         out = finish(batch)
                         failed_rows.add(_failures(out, batch, providers))
@@ -434,7 +456,10 @@ def _run_job(
 
             schema = _output_schema(source, transform, finish, providers)
             safe = tuple(c for p in providers for c in text_columns(p))
-            write_batches(output_path, schema, batches, safe_columns=safe)
+            write_batches(
+                output_path, schema, batches, safe_columns=safe,
+                before_commit=lambda: check_unchanged(Path(config.input.path), seen),
+            )  # fmt: skip
         summary.output = output_path
         if engine is not None:  # a lane may have stopped after the last batch merged
             stopped.update({p.name: engine.stopped(p.name) for p in providers})
@@ -450,10 +475,13 @@ def _run_job(
     except BaseException as exc:
         summary.exit_code = _exit_code_of(exc)
         report["error"] = str(exc) or type(exc).__name__
-        if isinstance(exc, KeyboardInterrupt):
-            ledger.stop(run_id, EXIT_STOPPED, "interrupted")
-        else:
-            ledger.fail(run_id, summary.exit_code, report["error"])
+        if isinstance(exc, Interrupted | KeyboardInterrupt):
+            _quietly(ledger.stop, run_id, EXIT_STOPPED, report["error"])
+            raise Interrupted(
+                f"{report['error']}: the answers in flight were recorded and no output was"
+                f" written; the same command resumes run {run_id}"
+            ) from None
+        _quietly(ledger.fail, run_id, summary.exit_code, report["error"])
         raise
     finally:
         summary.duration_s = time.monotonic() - clock
@@ -478,15 +506,24 @@ def _run_job(
         )
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
-        summary.report = write_report(run_dir, report)
+        summary.report = _quietly(write_report, run_dir, report)
         log.event(
             "run_ended", exit_code=summary.exit_code, rows=summary.rows,
             credits=summary.credits, duration_s=round(summary.duration_s, 3),
             stopped={name: why for name, why in stopped.items() if why},
             error=report.get("error"),
         )  # fmt: skip
-        summary.failed_rows = failed_rows.close()
+        summary.failed_rows = _quietly(failed_rows.close)
     return summary
+
+
+def _quietly(action: Callable[..., T], *args: Any) -> T | None:
+    """Bookkeeping on the way out of a failed run (a full disk, a vanished store): not
+    worth hiding the error that ended the run behind a second one."""
+    try:
+        return action(*args)
+    except (OSError, sqlite3.Error):
+        return None
 
 
 def _failures(

@@ -93,7 +93,8 @@ def test_interrupted_then_resumed_equals_an_uninterrupted_run(
         assert not (tmp_path / "out.csv").exists()
         if how == signal.SIGTERM:  # stopped cleanly: exit 3, report written, resumable
             assert code == 3, stderr
-            assert stderr.strip().splitlines()[-1] == "phone-enrich: interrupted"
+            last = stderr.strip().splitlines()[-1]
+            assert last.startswith("phone-enrich: stopped by SIGTERM: ") and "resumes run" in last
             (report,) = (tmp_path / "state" / "runs").glob("*/report.json")
             assert json.loads(report.read_text())["exit_code"] == 3
         charged_before = emulator.state("tcpa_authority")["totals"]["credits"]

@@ -22,6 +22,7 @@ from pipeline.engine.budget import Budget
 from pipeline.engine.lane import Lane, Lookup, Ticket
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
+from pipeline.errors import StoreError
 from pipeline.ledger import Ledger
 from pipeline.provider_config import ProviderSettings
 from pipeline.providers.base import Provider
@@ -66,7 +67,9 @@ class Engine(AbstractContextManager["Engine"]):
         return self
 
     async def _setup(self) -> None:
-        self._sink = LedgerSink(self._ledger, self._run_id, self._session)
+        self._sink = LedgerSink(
+            self._ledger, self._run_id, self._session, on_failure=self._store_failed
+        )
         for provider in self._providers:
             settings = self._settings[provider.name]
             limits = httpx.Limits(
@@ -101,6 +104,15 @@ class Engine(AbstractContextManager["Engine"]):
                 for client in self._clients:
                     await client.aclose()
 
+    def _store_failed(self, error: StoreError) -> None:
+        for lane in self.lanes.values():  # on the loop's thread already
+            lane.stop(str(error))
+
+    @property
+    def failure(self) -> StoreError | None:
+        """Why answers can no longer be recorded, once that happened: the run must end."""
+        return None if self._sink is None else self._sink.failure
+
     @property
     def alive(self) -> bool:
         """False once the lanes have ended (finished, stopped or crashed)."""
@@ -131,9 +143,15 @@ class Engine(AbstractContextManager["Engine"]):
         return self.lanes[provider].stopped
 
     def stop(self, reason: str) -> None:
-        """Stop every lane: nothing new is sent; requests in flight finish and commit."""
-        for lane in self.lanes.values():
-            self.portal.call(lane.stop, reason)
+        """Stop every lane: nothing new is sent; requests in flight finish and commit.
+
+        Safe from any thread but the loop's, at any time (a signal handler calls it): once
+        the lanes have ended there is nothing left to stop."""
+        if self._portal is None or not self.alive:
+            return
+        with contextlib.suppress(RuntimeError):  # the portal closed meanwhile
+            for lane in self.lanes.values():
+                self._portal.call(lane.stop, reason)
 
     def __exit__(
         self,

@@ -32,6 +32,7 @@ from pipeline.errors import (
     BadRequestError,
     LaneStoppedError,
     ProviderError,
+    StoreError,
     TransientError,
 )
 from pipeline.ledger import Columns, RequestLog
@@ -254,6 +255,9 @@ class Lane:
             holding = False
             try:
                 retry_in = await self._once(batch, attempt)
+            except StoreError:  # the engine stopped every lane; the keys wait for a resume
+                batch.settle()
+                return
             finally:
                 self._slots.release()
             if retry_in is None:

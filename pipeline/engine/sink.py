@@ -7,13 +7,22 @@ request is about to go out is not awaited at all: it rides along with the next
 write, so sending never waits behind the disk. Those notes exist to show, after a
 crash, which requests were in flight; the ledger files them with INSERT OR IGNORE,
 so a note that lands after its own response changes nothing.
+
+A write that fails (disk full, the file gone) is fatal to the run: every caller
+waiting on that group, and every later one, gets the same :class:`StoreError`, and
+``on_failure`` stops every lane, so nothing more is bought that could not be kept.
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+from collections.abc import Callable
+
 import anyio
 import anyio.to_thread
 
+from pipeline.errors import StoreError
 from pipeline.ledger import Columns, Ledger, RequestLog, Response
 
 _EMPTY = Columns([], [], [], [], [], [])
@@ -22,46 +31,88 @@ _EMPTY = Columns([], [], [], [], [], [])
 class LedgerSink:
     """Serialised, grouped, thread-offloaded writes of one run's session."""
 
-    def __init__(self, ledger: Ledger, run_id: str, session: int) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: str,
+        session: int,
+        on_failure: Callable[[StoreError], None] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.run_id = run_id
         self.session = session
         self._sent: list[tuple[str, str, int, int]] = []
         self._waiting: list[tuple[Response, anyio.Event]] = []
         self._writing = False
+        self._on_failure = on_failure
+        self.failure: StoreError | None = None
+        """Set once a write failed: nothing is recorded after it."""
 
     def log_sent(self, request_id: str, provider: str, attempt: int, numbers: int) -> None:
         self._sent.append((request_id, provider, attempt, numbers))
 
     async def commit(self, log: RequestLog, columns: Columns | None) -> None:
         """Record one response (and any answers it carried); return once it is on disk."""
+        if self.failure is not None:
+            raise self.failure
         done = anyio.Event()
         self._waiting.append((Response(log, columns or _EMPTY), done))
         if self._writing:
             await done.wait()  # the writer in charge takes it in its next group
-            return
-        self._writing = True
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                sent, self._sent = self._sent, []
-                responses = [response for response, _ in group]
-                try:
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self._write, sent, responses)
-                finally:
-                    for _, event in group:
-                        event.set()
-        finally:
-            self._writing = False
+        else:
+            self._writing = True
+            try:
+                while self._waiting and self.failure is None:
+                    group, self._waiting = self._waiting, []
+                    sent, self._sent = self._sent, []
+                    responses = [response for response, _ in group]
+                    try:
+                        with anyio.CancelScope(shield=True):
+                            await anyio.to_thread.run_sync(self._write, sent, responses)
+                    except (OSError, sqlite3.Error) as exc:
+                        self._fail(exc)
+                    finally:
+                        for _, event in group:
+                            event.set()
+            finally:
+                self._writing = False
+                for _, event in self._waiting:  # after a failure: nobody will write them
+                    event.set()
+                if self.failure is not None:
+                    self._waiting = []
+        if self.failure is not None:
+            raise self.failure
+
+    def _fail(self, exc: OSError | sqlite3.Error) -> None:
+        self.failure = StoreError(
+            f"{self.ledger.path}: {_why(exc)}: cannot record the answers bought, so nothing "
+            "more is sent; fix that, then run the same command again: it resumes and pays "
+            "again at most for the requests that were in flight"
+        )
+        if self._on_failure is not None:
+            self._on_failure(self.failure)
 
     async def flush(self) -> None:
         sent, self._sent = self._sent, []
-        if sent:
-            await anyio.to_thread.run_sync(self._write, sent, [])
+        if sent and self.failure is None:
+            try:
+                await anyio.to_thread.run_sync(self._write, sent, [])
+            except (OSError, sqlite3.Error) as exc:
+                self._fail(exc)
 
     def _write(self, sent: list[tuple[str, str, int, int]], responses: list[Response]) -> None:
         for request_id, provider, attempt, numbers in sent:
             self.ledger.log_sent(request_id, provider, self.run_id, self.session, attempt, numbers)
         if responses:
             self.ledger.commit_many(responses, self.run_id, self.session)
+
+
+def _why(exc: OSError | sqlite3.Error) -> str:
+    """A full disk said plainly, whichever layer noticed it."""
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    full = full or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if full:
+        return "no space left on device"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)

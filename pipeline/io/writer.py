@@ -20,7 +20,7 @@ from typing import Literal
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from pipeline.errors import OutputError
+from pipeline.errors import OutputError, PipelineError
 
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?\d+(?:\.\d+)?$"
@@ -56,9 +56,12 @@ def write_batches(
     schema: pl.Schema,
     batches: Callable[[], Iterator[pl.DataFrame]],
     safe_columns: tuple[str, ...] = (),
+    before_commit: Callable[[], None] | None = None,
 ) -> None:
     """Stream the batches ``batches()`` yields (all of ``schema``) into ``path``.
 
+    ``before_commit`` runs once the temp file is complete, before it is renamed into
+    place; an exception from it leaves ``path`` as it was.
     Nothing appears at ``path`` unless every batch was written; an exception raised
     while producing batches is re-raised as it was, after the temp file is removed.
     """
@@ -91,11 +94,15 @@ def write_batches(
         else:
             frame.sink_parquet(tmp)
         _fsync(tmp)
+        if before_commit is not None:
+            before_commit()
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if failure:
             raise failure[0] from None
+        if isinstance(exc, PipelineError):
+            raise
         if isinstance(exc, OSError | pl.exceptions.PolarsError):
             raise OutputError(f"{path}: cannot write output: {exc}") from None
         raise
