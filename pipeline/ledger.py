@@ -376,7 +376,8 @@ class Ledger:
                 self._insert(conn, response, run_id, session, now)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                conn.execute("ROLLBACK")
             raise
 
     def _insert(

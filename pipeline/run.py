@@ -443,11 +443,13 @@ def _run_job(
                 # Trace ids before planning: a provider may send one (phone
                 # enrichment's record_id when the input has no id column).
                 trace = trace_id_expr(source.fingerprint, ROW_NUMBER)
-                reader = (
-                    batch.with_columns(trace)
-                    for batch in iter_batches(source, transform, config.run.batch_rows)
-                )
-                with PlannerThread(reader, planner, engine) as planned:
+
+                def reader() -> Iterator[pl.DataFrame]:
+                    for batch in iter_batches(source, transform, config.run.batch_rows):
+                        check_unchanged(Path(config.input.path), seen)  # stop buying early
+                        yield batch.with_columns(trace)
+
+                with PlannerThread(reader(), planner, engine) as planned:
                     for batch in merged_batches(planned, engine, merge_one, stop):
                         _tally(batch, config, summary)
                         out = finish(batch)
