@@ -39,7 +39,9 @@ def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
         "output": str(config.output_file.resolve()),
         "normalize": config.normalize.model_dump(mode="json"),
         "providers": {
-            p.name: [p.params(), settings[p.name].model_dump(mode="json", exclude=tuning)]
+            # options, not params: a new key (after a 401, say) resumes the same run;
+            # its answers are still filed under the account that bought them.
+            p.name: [p.options(), settings[p.name].model_dump(mode="json", exclude=tuning)]
             for p in providers
         },
     }

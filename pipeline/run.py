@@ -331,7 +331,8 @@ def _report_early_failure(
 ) -> None:
     """A run that failed before it began (bad input, missing key) still gets a report."""
     run_id = new_run_id(started)
-    write_report(
+    _quietly(
+        write_report,
         state_dir / "runs" / run_id,
         {
             "run_id": run_id,

@@ -104,7 +104,12 @@ def _start(config: Path) -> subprocess.Popen[bytes]:
 
 
 def _finish(child: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
-    code = child.wait(timeout=timeout)
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a hung run fails the test, and does not outlive it
+        child.kill()
+        child.wait()
+        raise
     assert child.stderr is not None
     stderr = child.stderr.read().decode()
     child.stderr.close()
