@@ -143,24 +143,25 @@ def _end_now(message: str) -> NoReturn:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.inbox import inbox_configs, is_inbox
+    from pipeline.inbox import is_inbox, run_inbox
 
     config = load_config(
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
     if not is_inbox(config):
         return _run_one(args, config)
-    configs = inbox_configs(config)
-    if not configs:
+
+    def warn(line: str) -> None:  # a refused file: on stderr, even with --quiet
+        print(f"phone-enrich: error: {line}", file=sys.stderr, flush=True)
+
+    result = run_inbox(config, lambda one: _run_one(args, one), warn)
+    if not result.files:
         print(f"inbox {config.input.path}: no files")
-        return 0
-    worst = 0
-    for one in configs:
-        code = _run_one(args, one)
-        worst = max(worst, code)
-        if code not in (0, 1):
-            break  # stopped (budget, key, signal): the rest waits for the next run
-    return worst
+    if result.refused:
+        names = ", ".join(str(r.path) for r in result.refused)
+        count = f"{len(result.refused)} of {result.files} files"
+        warn(f"inbox {config.input.path}: {count} refused: {names}")
+    return result.exit_code
 
 
 def _run_one(args: argparse.Namespace, config: Config) -> int:

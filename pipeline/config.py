@@ -51,12 +51,16 @@ class InputConfig(_Section):
     def _known_encoding(cls, value: str) -> str:
         if value == "auto":
             return value
+        expected = "expected 'auto' or a known text encoding such as utf-8, cp1252, latin-1, utf-16"
         try:
-            return codecs.lookup(value).name
+            codec = codecs.lookup(value)
         except LookupError:
-            raise ValueError(
-                "expected 'auto' or a known text encoding such as utf-8, cp1252, latin-1, utf-16"
-            ) from None
+            raise ValueError(expected) from None
+        # rot13, base64, hex, zlib... are codecs too, but of bytes to bytes or str to str:
+        # they cannot decode a file into text, and only failed once the run had begun.
+        if not codec._is_text_encoding:
+            raise ValueError(f"{codec.name} is not a text encoding; {expected}")
+        return codec.name
 
 
 class OutputConfig(_Section):

@@ -15,14 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import LockedError
+from pipeline.preflight import prepare_state_dir
 
 LOCK_FILE = "lock"
 
 
 @contextmanager
 def state_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the state folder's lock for the block; LockedError (exit 75) if taken."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """Hold the state folder's lock for the block; LockedError (exit 75) if taken.
+
+    A state_dir that is a file, under a file or read-only is one clear UsageError
+    (exit 2) here, before anything is read or bought."""
+    prepare_state_dir(state_dir)
     path = state_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

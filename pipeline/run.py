@@ -50,6 +50,7 @@ from pipeline.normalize import (
     normalize_phones,
 )
 from pipeline.plan import PlannedBatch, Planner, RunContext
+from pipeline.preflight import check_paths
 from pipeline.progress import Progress, RunLog, Ticker, estimate_rows
 from pipeline.providers import Provider, build_providers
 from pipeline.report import FailedRowsFile, provider_report, write_report
@@ -247,13 +248,11 @@ def _locked_run(
     retry_of: str | None,
     stop: StopRequest,
 ) -> RunSummary:
+    check_paths(config)  # before the first request: whatever would fail only at the end
     started = datetime.now(UTC)
     clock = time.monotonic()
     state_dir = Path(config.run.state_dir)
     input_path = Path(config.input.path)
-    output_path = config.output_file
-    if input_path.exists() and output_path.exists() and input_path.samefile(output_path):
-        raise UsageError(f"{output_path}: output.path is the input file; choose another path")
     source: InputFile | None = None
     try:
         providers = build_providers(config)  # a missing key fails here, before any work
