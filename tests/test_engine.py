@@ -163,3 +163,28 @@ def test_a_split_batch_keeps_each_key_with_its_ticket() -> None:
     assert not first.future.done()
     right.settle()
     assert first.future.done() and second.future.done()
+
+
+def test_a_stop_ends_a_retry_wait_at_once_and_nothing_more_is_sent(ledger: Ledger) -> None:
+    """A 429 asking for a minute's wait must not hold a stopped run for that minute."""
+
+    class SlowDown(Recorder):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            self.sent_at.append(time.monotonic())
+            return httpx.Response(429, headers={"Retry-After": "60"}, json={"Message": "slow"})
+
+    recorder = SlowDown()
+    with engine(ledger, recorder, batch_size=10, requests_per_minute=10**6) as e:
+        ticket = e.submit("tcpa_authority", items(10))
+        e.close_input()
+        deadline = time.monotonic() + 5
+        while not recorder.sent_at:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(0.1)  # the lane is now in its 60 s wait
+        stopped_at = time.monotonic()
+        e.stop("stopped by SIGTERM")
+        ticket.future.result(timeout=5)
+    assert time.monotonic() - stopped_at < 2
+    assert len(recorder.sent_at) == 1  # the retry was dropped, not sent
+    assert e.stopped("tcpa_authority") == "stopped by SIGTERM"

@@ -135,6 +135,8 @@ class Lane:
         self._input_done = False
         self._flush_for: Ticket | None = None
         self._wake = anyio.Event()
+        self._halt = anyio.Event()
+        """Set when the lane stops: what waits to retry gives up its wait at once."""
         self._slots = anyio.Semaphore(settings.max_concurrency)
         self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
         self._tg: TaskGroup | None = None
@@ -175,6 +177,7 @@ class Lane:
             self.stopped = reason
         self._drop_queue()
         self._wake.set()
+        self._halt.set()
 
     # -- the lane itself -----------------------------------------------------------
 
@@ -186,8 +189,8 @@ class Lane:
                 if self.stopped is not None:
                     self._drop_queue()
                 if self._ready():
-                    await self._slots.acquire()
-                    await self.pacer.acquire()
+                    if not await self._take_turn():
+                        continue  # stopped while waiting: the queue is dropped above
                     batch = self._take()
                     if not batch.keys:  # the lane stopped while we waited for a slot
                         self.pacer.release(answered=False)
@@ -199,6 +202,30 @@ class Lane:
                 else:
                     self._wake = anyio.Event()
                     await self._wake.wait()
+
+    async def _take_turn(self) -> bool:
+        """A request slot, then the pacer's next turn; False, holding neither, if the lane
+        stops first: a stop must not sit out a 429's pause or a full lane."""
+        if self.stopped is not None:
+            return False
+        held = [False, False]  # slot, turn
+        async with anyio.create_task_group() as tg:
+
+            async def halt() -> None:
+                await self._halt.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(halt)
+            await self._slots.acquire()
+            held[0] = True
+            await self.pacer.acquire()
+            held[1] = True
+            tg.cancel_scope.cancel()
+        if held[1]:
+            return True
+        if held[0]:
+            self._slots.release()
+        return False
 
     def _ready(self) -> bool:
         if self._queued >= self.batch_size:
@@ -249,9 +276,9 @@ class Lane:
         """
         attempt = 1
         while True:
-            if not holding:
-                await self._slots.acquire()
-                await self.pacer.acquire()
+            if not holding and not await self._take_turn():
+                batch.settle()  # the lane stopped before the retry went out
+                return
             holding = False
             try:
                 retry_in = await self._once(batch, attempt)
@@ -262,7 +289,8 @@ class Lane:
                 self._slots.release()
             if retry_in is None:
                 return
-            await anyio.sleep(retry_in)  # without a slot: others may go meanwhile
+            with anyio.move_on_after(retry_in):  # without a slot: others may go meanwhile
+                await self._halt.wait()  # a stop ends the wait (the retry is then dropped)
             attempt += 1
 
     async def _once(self, batch: Batch, attempt: int) -> float | None:
