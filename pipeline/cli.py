@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from pipeline.config import Config, load_config
 from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, Interrupted, PipelineError, UsageError
@@ -89,11 +89,12 @@ def _print_summary(summary: RunSummary) -> None:
     print(f"  report: {summary.report}")
 
 
+Result = TypeVar("Result")
 HARD_STOP_S = 9.5
 """After the first SIGINT/SIGTERM, the process ends by this time whatever is still busy."""
 
 
-def _stoppable(work: Callable[[StopRequest], RunSummary]) -> RunSummary:
+def _stoppable(work: Callable[[StopRequest], Result]) -> Result:
     """Run ``work`` on a thread while this (main) thread handles SIGINT and SIGTERM.
 
     Python runs signal handlers on the main thread only, between bytecodes; a run's
@@ -104,7 +105,7 @@ def _stoppable(work: Callable[[StopRequest], RunSummary]) -> RunSummary:
     the process at once (still exit 3: what was recorded stays recorded).
     """
     stop = StopRequest()
-    outcome: list[RunSummary] = []
+    outcome: list[Result] = []
     failure: list[BaseException] = []
     deadline: list[float] = []
 
@@ -257,7 +258,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import DEMO_CONFIG, run_demo
 
-    result = run_demo(on_progress=_progress_printer(args.quiet))
+    result = _stoppable(lambda stop: run_demo(on_progress=_progress_printer(args.quiet), stop=stop))
     summary = result.summary
     print(f"demo: enriched {result.sample} with {DEMO_CONFIG} against the local emulators")
     _print_summary(summary)

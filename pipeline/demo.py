@@ -13,6 +13,7 @@ from pipeline.emulators import Emulator, ProviderKnobs
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
 from pipeline.run import RunSummary, run
+from pipeline.stopping import StopRequest
 
 DEMO_CONFIG = Path("configs/demo.toml")
 DEMO_SAMPLE_ROWS = 2_000
@@ -55,7 +56,9 @@ class DemoResult:
     """Credits each provider's emulator charged in this run (the provider's own word)."""
 
 
-def run_demo(on_progress: Callable[[Progress], None] | None = None) -> DemoResult:
+def run_demo(
+    on_progress: Callable[[Progress], None] | None = None, stop: StopRequest | None = None
+) -> DemoResult:
     """Write the sample if it is missing, start the emulators, run the demo config."""
     from pipeline.sample import write_sample
 
@@ -73,6 +76,7 @@ def run_demo(on_progress: Callable[[Progress], None] | None = None) -> DemoResul
             config_path=str(DEMO_CONFIG),
             on_progress=on_progress,
             force=True,
+            stop=stop,
         )
         charged = {
             name: sum(emulator.state(name)["charged"].values())
