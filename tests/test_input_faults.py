@@ -4,6 +4,7 @@ one bad byte in a UTF-8 file, and empty CSV cells read as "" where readers see n
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,37 @@ def test_inexact_numbers_are_never_sent(tmp_path: Path, emulator: Emulator) -> N
     assert out["phone_reject_reason"].to_list() == [None, "inexact_number", None]
     assert out["tcpa_status"].to_list()[1] == "not_requested"
     assert out["tcpa_status"].to_list()[0] in ("hit", "no_match")
+
+
+# --------------------------------------------------- 10. empty vs null cells
+
+
+def test_empty_cells_keep_what_a_reader_sees(
+    cli: Callable[..., CliResult], config_for: Callable[..., Path], tmp_path: Path
+) -> None:
+    """An unquoted empty field (and a short row's missing one) is null, a quoted "" is "",
+    in Parquet output as polars reads the input; CSV output writes them back the same
+    way. It used to turn every empty cell into "" (and write it quoted)."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(b'id,phone,name,note\n1,,"",\n2,2125550123,Ann,""\n3,3135550123\n')
+    assert cli("run", config_for(source, output="out.parquet")).code == 0
+    out = pl.read_parquet(tmp_path / "out.parquet")
+    seen = pl.read_csv(source, infer_schema=False)
+    assert out.select(seen.columns).equals(seen)
+    assert out["name"].to_list() == ["", "Ann", None]
+    assert out["note"].to_list() == [None, "", None]
+    assert out["phone_reject_reason"].to_list() == ["blank", None, None]
+
+    assert cli("run", config_for(source, output="out.csv")).code == 0
+    written = (tmp_path / "out.csv").read_bytes().splitlines()
+    assert [line.split(b",")[:4] for line in written[1:]] == [
+        [b"1", b"", b'""', b""],
+        [b"2", b"2125550123", b"Ann", b'""'],
+        [b"3", b"3135550123", b"", b""],
+    ]
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
+        assert [row[:4] for row in csv.reader(fh)][1:] == [
+            ["1", "", "", ""],
+            ["2", "2125550123", "Ann", ""],
+            ["3", "3135550123", "", ""],
+        ]

@@ -2,12 +2,14 @@
 
 CSV is cut into blocks of whole records (:mod:`pipeline.io.csv_chunks`) that polars
 parses one at a time; Parquet is read a batch of row groups at a time by pyarrow.
-CSV columns are all read as text and empty fields stay empty strings, so the output
-repeats the original values. A row with too many fields is an error (its values
-cannot be placed); polars fails on it, and only then do we re-read with the csv
-module to name the row. A row with too few fields reads its missing trailing fields
-as empty, as polars, pandas and spreadsheets do: telling "missing" from "empty"
-would take a second full parse (see the README).
+CSV columns are all read as text, so the output repeats the original values, and an
+empty field reads as what a CSV reader (polars, pandas) sees in it: an unquoted empty
+field is null, a quoted ``""`` is the empty string. A CSV writer writes them back the
+same way (null unquoted, ``""`` quoted) and Parquet keeps them apart. A row with too
+many fields is an error (its values cannot be placed); polars fails on it, and only
+then do we re-read with the csv module to name the row. A row with too few fields
+reads its missing trailing fields as null, like an unquoted empty field, as polars and
+pandas do.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def _parse(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
         return pl.read_csv(
             unit,
             infer_schema=False,
-            empty_string_is_null=False,
+            empty_string_is_null=True,  # unquoted empty is null, quoted "" stays ""
             truncate_ragged_lines=False,
             raise_if_empty=False,
         )
