@@ -45,6 +45,9 @@ class InputConfig(_Section):
     """Optional column with each row's consent date (for reassigned-number checks)."""
     encoding: str = "auto"
     """CSV text encoding: auto (BOM, then UTF-8, then cp1252) or any Python codec name."""
+    encoding_errors: Literal["strict", "replace"] = "strict"
+    """Bytes the encoding cannot decode: strict refuses the file (naming the first one);
+    replace reads each as U+FFFD and counts them in report.json (input.replaced_bytes)."""
 
     @field_validator("encoding")
     @classmethod

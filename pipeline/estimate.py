@@ -65,7 +65,12 @@ class Estimate:
 def estimate(config: Config) -> Estimate:
     providers = build_providers(config)
     state_dir = Path(config.run.state_dir)
-    source = open_input(Path(config.input.path), config.input.encoding, state_dir / "tmp")
+    source = open_input(
+        Path(config.input.path),
+        config.input.encoding,
+        state_dir / "tmp",
+        config.input.encoding_errors,
+    )
     try:
         check_columns(config, source, providers)
         result = Estimate(providers={p.name: ProviderEstimate() for p in providers})

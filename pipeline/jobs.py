@@ -35,7 +35,7 @@ def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
     identity = {
         "input": str(Path(config.input.path).resolve()),
         "fingerprint": source.fingerprint,
-        "columns": config.input.model_dump(mode="json", exclude={"path"}),
+        "columns": _input_identity(config),
         "output": str(config.output_file.resolve()),
         "normalize": config.normalize.model_dump(mode="json"),
         "providers": {
@@ -47,6 +47,15 @@ def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
     }
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _input_identity(config: Config) -> dict[str, object]:
+    """The input settings, without its path (that is above) and without a setting added
+    later while it has its default: a job started before the setting existed resumes."""
+    settings = config.input.model_dump(mode="json", exclude={"path"})
+    if settings.get("encoding_errors") == "strict":
+        del settings["encoding_errors"]
+    return settings
 
 
 def remove_stale_temp_outputs(output_path: Path) -> None:

@@ -22,6 +22,11 @@ from pipeline.phone_metadata import (
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
+    "inexact_number": (
+        "a numeric (Parquet) cell that cannot hold the number exactly: any 10-digit number "
+        "in a float32 (or float16) column, a float64 of 2^53 or more; it may be another "
+        "person's number, so it is never sent"
+    ),
     "scientific_notation": "a spreadsheet turned the number into e.g. 2.12E+09; digits are lost",
     "not_a_phone": (
         "text, letters or symbols that are not part of a phone number, or no digits; "
@@ -31,7 +36,7 @@ REJECT_REASONS: dict[str, str] = {
     "too_short": "fewer than 10 digits once the +1/1 prefix and the extension are taken off",
     "too_long": (
         "more than 10 digits once the +1/1 prefix and the extension are taken off "
-        "(a numeric cell of 1e15 or more included)"
+        "(a numeric cell from 1e15 up to 2^53 included)"
     ),
     "invalid_number": "10 digits that libphonenumber does not accept as a NANP number",
     "region_not_allowed": (
@@ -66,6 +71,20 @@ _PHONE_SHAPE = r"(?i)^[0-9\s().+\-/]*?(?:\s*(?:ext(?:ension)?\.?|x|#)\s*[0-9]+)?
 _FLOAT_LIMIT = 1e15
 
 
+def exact_limit(dtype: pl.DataType) -> float | None:
+    """The magnitude from which a float type no longer holds every whole number: 2 to the
+    power of its significand's bits. A cell at or past it may be a neighbour of the number
+    that was stored (2125550123 as float32 reads 2125550080). None for non-float types
+    (integers and decimals are exact)."""
+    if dtype == pl.Float16:
+        return 2.0**11
+    if dtype == pl.Float32:
+        return 2.0**24
+    if dtype == pl.Float64:
+        return 2.0**53
+    return None
+
+
 def phone_as_text(column: str, dtype: pl.DataType) -> pl.Expr:
     """The phone column as text; integral floats (from Parquet/Excel) lose their ``.0``.
 
@@ -85,13 +104,17 @@ def phone_as_text(column: str, dtype: pl.DataType) -> pl.Expr:
 
 def _numeric_reason(column: str, dtype: pl.DataType) -> pl.Expr | None:
     """The reject reasons only a numeric (Parquet) cell can earn, checked before the
-    text ones: a negative number, NaN or infinity is ``not_a_phone``, a float of
-    ``_FLOAT_LIMIT`` or more ``too_long``. None for text columns."""
+    text ones: a negative number, NaN or infinity is ``not_a_phone``, a float past
+    :func:`exact_limit` ``inexact_number`` (before ``too_long``: the digits themselves
+    are not known), a float of ``_FLOAT_LIMIT`` or more ``too_long``. None for text."""
     col = pl.col(column)
-    if dtype.is_float():
+    limit = exact_limit(dtype)
+    if limit is not None:
         return (
             pl.when(~col.is_finite() | (col < 0))
             .then(pl.lit("not_a_phone"))
+            .when(col >= limit)
+            .then(pl.lit("inexact_number"))
             .when(col >= _FLOAT_LIMIT)
             .then(pl.lit("too_long"))
         )

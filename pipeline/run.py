@@ -257,7 +257,9 @@ def _locked_run(
     try:
         providers = build_providers(config)  # a missing key fails here, before any work
         seen = file_identity(input_path)  # before the fingerprint is taken
-        source = open_input(input_path, config.input.encoding, state_dir / "tmp")
+        source = open_input(
+            input_path, config.input.encoding, state_dir / "tmp", config.input.encoding_errors
+        )
         check_columns(config, source, providers)
         ledger = Ledger(state_dir)
     except BaseException as exc:
@@ -384,6 +386,8 @@ def _run_job(
             "path": str(config.input.path),
             "format": source.format,
             "encoding": source.encoding,
+            "replaced_bytes": source.replaced_bytes,  # encoding_errors = "replace"
+            "line_ends": source.line_ends,
             "fingerprint": source.fingerprint,
         },
         "output": {"path": str(output_path)},

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from conftest import CliResult, reports
@@ -75,9 +76,11 @@ def test_bad_input_file(
     assert report["exit_code"] == 2 and needles[0] in report["error"]
 
 
-def test_short_row_reads_missing_fields_as_empty(
+def test_short_row_reads_missing_fields_as_null(
     cli: Callable[..., CliResult], config_for: Callable[..., Path], tmp_path: Path
 ) -> None:
+    """A missing trailing field is null, like an unquoted empty one (as polars and pandas
+    read it), and comes out as an empty field in CSV."""
     source = tmp_path / "in.csv"
     source.write_bytes(b"id,phone,x\n1,2123456789,a\n2,2123456789\n")
     assert cli("run", config_for(source)).code == 0
@@ -88,6 +91,8 @@ def test_short_row_reads_missing_fields_as_empty(
         ["1", "2123456789", "a"],
         ["2", "2123456789", ""],
     ]
+    assert cli("run", config_for(source, "out.parquet")).code == 0
+    assert pl.read_parquet(tmp_path / "out.parquet")["x"].to_list() == ["a", None]
 
 
 def test_missing_input_file(

@@ -2,12 +2,15 @@
 
 CSV is cut into blocks of whole records (:mod:`pipeline.io.csv_chunks`) that polars
 parses one at a time; Parquet is read a batch of row groups at a time by pyarrow.
-CSV columns are all read as text and empty fields stay empty strings, so the output
-repeats the original values. A row with too many fields is an error (its values
-cannot be placed); polars fails on it, and only then do we re-read with the csv
-module to name the row. A row with too few fields reads its missing trailing fields
-as empty, as polars, pandas and spreadsheets do: telling "missing" from "empty"
-would take a second full parse (see the README).
+CSV columns are all read as text, so the output repeats the original values, and an
+empty field reads as what a CSV reader (polars, pandas) sees in it: an unquoted empty
+field is null, a quoted ``""`` is the empty string. A CSV writer writes them back the
+same way (null unquoted, ``""`` quoted) and Parquet keeps them apart. A row with too
+many fields is an error (its values cannot be placed); polars fails on it, and only
+then do we re-read with the csv module to name the row. A row with too few fields
+reads its missing trailing fields as null, like an unquoted empty field, as polars and
+pandas do. A classic-Mac file (bare CR line ends) is read through a copy with LF line
+ends (:mod:`pipeline.io.line_ends`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
 from pipeline.io.csv_chunks import record_blocks
-from pipeline.io.encoding import POLARS_READS, fingerprint, sniff, transcode
+from pipeline.io.encoding import Errors, fingerprint, sniff, transcode
+from pipeline.io.line_ends import LineStyle, line_style
 from pipeline.io.prefetch import ordered_map
 
 ROW_NUMBER = "__pe_row"
@@ -45,6 +49,10 @@ class InputFile:
     columns: list[str]
     read_path: Path
     _temporary: list[Path] = field(default_factory=list, repr=False)
+    replaced_bytes: int = 0
+    """Bytes the encoding could not decode, read as U+FFFD (``encoding_errors = "replace"``)."""
+    line_ends: LineStyle = "lf"
+    """``cr`` for a classic-Mac file, read through a copy with LF line ends."""
 
     def close(self) -> None:
         """Remove the transcoded copy, if one was made."""
@@ -77,7 +85,9 @@ def _csv_header(path: Path, read_path: Path) -> list[str]:
     return header
 
 
-def open_input(path: Path, encoding: str, scratch_dir: Path) -> InputFile:
+def open_input(
+    path: Path, encoding: str, scratch_dir: Path, errors: Errors = "strict"
+) -> InputFile:
     """Check the file exists and is readable; settle format, encoding and columns."""
     if not path.exists():
         raise InputError(f"{path}: input file not found")
@@ -91,17 +101,33 @@ def open_input(path: Path, encoding: str, scratch_dir: Path) -> InputFile:
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
         return InputFile(path, "parquet", None, fingerprint(path), list(schema.names), path)
-    sniffed = sniff(path, encoding)
-    read_path, temporary = path, []
-    if sniffed.encoding not in POLARS_READS:
-        scratch_dir.mkdir(parents=True, exist_ok=True)
-        read_path = scratch_dir / f"{sniffed.fingerprint[:16]}.utf8.csv"
-        temporary.append(read_path)
-        transcode(path, sniffed.encoding, read_path)
-    columns = _csv_header(path, read_path)
-    return InputFile(
-        path, "csv", sniffed.encoding, sniffed.fingerprint, columns, read_path, temporary
-    )
+    sniffed = sniff(path, encoding, errors)
+    source = InputFile(path, "csv", sniffed.encoding, sniffed.fingerprint, [], path)
+    try:
+        line_ends = sniffed.line_ends
+        if sniffed.needs_copy:
+            copy = _scratch(source, scratch_dir, "utf8")
+            done = transcode(path, sniffed.encoding, copy, errors=errors)
+            source.read_path, source.replaced_bytes = copy, done.replaced_bytes
+            line_ends = done.line_ends  # of the UTF-8 copy: any codec's bytes differ
+        if line_ends.bare_cr and line_style(source.read_path, path) == "cr":
+            copy = _scratch(source, scratch_dir, "lf")
+            encoding = "utf-8" if sniffed.needs_copy else sniffed.encoding
+            transcode(source.read_path, encoding, copy, cr_line_ends=True)
+            source.read_path, source.line_ends = copy, "cr"
+        source.columns = _csv_header(path, source.read_path)
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
+def _scratch(source: InputFile, scratch_dir: Path, kind: str) -> Path:
+    """A temporary UTF-8 copy's path, removed by ``source.close()``."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    path = scratch_dir / f"{source.fingerprint[:16]}.{kind}.csv"
+    source._temporary.append(path)
+    return path
 
 
 def _blank_frame(source: InputFile) -> pl.LazyFrame:
@@ -129,7 +155,7 @@ def _parse(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
         return pl.read_csv(
             unit,
             infer_schema=False,
-            empty_string_is_null=False,
+            empty_string_is_null=True,  # unquoted empty is null, quoted "" stays ""
             truncate_ragged_lines=False,
             raise_if_empty=False,
         )

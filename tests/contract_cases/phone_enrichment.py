@@ -31,7 +31,7 @@ CONTRACT = Contract(
             requests=2,
             expect=[
                 {
-                    "phone": "",  # the input column is untouched (CSV text)
+                    "phone": None,  # untouched: an empty unquoted field reads as null
                     "append_phone": BY_NAME_PHONE,
                     "append_email": None,
                     "append_linkedin_id": None,
