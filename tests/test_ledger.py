@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -183,7 +184,8 @@ def test_a_file_that_is_not_sqlite_is_refused_with_its_path(tmp_path: Path) -> N
     with pytest.raises(LedgerError) as caught:
         Ledger(tmp_path)
     assert str(path) in str(caught.value)
-    assert "not a database" in str(caught.value)
+    assert "not an SQLite database" in str(caught.value)
+    assert caught.value.exit_code == 2
     assert path.read_bytes() == junk
 
 
@@ -915,3 +917,30 @@ def test_a_commit_survives_the_process_being_killed(tmp_path: Path) -> None:
         }
     finally:
         ledger.close()
+
+
+def test_processes_creating_a_new_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    # A new ledger is built under a temporary name and linked into place whole, so no
+    # opener meets the zero-byte file SQLite starts from (one is refused as damage).
+    code = (
+        "import sys, time; from pathlib import Path; from pipeline.ledger import Ledger\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "ledger = Ledger(Path(sys.argv[1]))\n"
+        "print(len(ledger.runs()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for attempt in range(3):
+        state = tmp_path / str(attempt)
+        start_at = str(time.time() + 1.5)
+        command = [sys.executable, "-c", code, str(state), start_at]
+        procs = [
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+            for _ in range(8)
+        ]
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+        results = [(p.returncode, *out) for p, out in zip(procs, outputs, strict=True)]
+        assert results == [(0, "0\n", "")] * 8
+        names = {p.name for p in state.iterdir()}  # (-wal/-shm: if the last two closed at once)
+        assert LEDGER_FILE in names and not [n for n in names if n.endswith(".tmp")]
