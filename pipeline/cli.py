@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import traceback
@@ -61,6 +62,13 @@ def _progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
 
 
 def _print_summary(summary: RunSummary) -> None:
+    try:
+        _summary_lines(summary)
+    except BrokenPipeError:  # the reader left (`| head`): the run's exit code still counts
+        _stdout_to_devnull()
+
+
+def _summary_lines(summary: RunSummary) -> None:
     print(f"run {summary.run_id}: {summary.rows:,} rows in {summary.duration_s:.1f}s")
     print(f"  valid phones: {summary.valid:,}   rejected: {summary.rows - summary.valid:,}")
     if summary.reasons:
@@ -295,12 +303,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command whose reader went away mid-output (128 + SIGPIPE)."""
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so what is still buffered has somewhere to go."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (captured in tests): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``phone-enrich`` and ``python -m pipeline``; returns the exit code."""
+    code: int | None = None
     try:
         args = build_parser().parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that left shows here, while we can still be quiet
+        return code
+    except BrokenPipeError:
+        # `phone-enrich status CONFIG | head -3`: the reader has what it wanted. Quiet,
+        # and no second error when Python flushes stdout on its way out.
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE if code is None else code
     except PipelineError as exc:
         print(f"phone-enrich: error: {exc}", file=sys.stderr)
         return exc.exit_code

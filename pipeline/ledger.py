@@ -509,6 +509,22 @@ class Ledger:
         return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
     @guarded
+    def newest_running(self) -> str | None:
+        """The run in state ``running`` that was started or resumed last, if any."""
+        row = self.conn.execute(
+            "SELECT run_id FROM runs WHERE state = 'running' ORDER BY updated_at DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @guarded
+    def providers_of_run(self, run_id: str) -> list[str]:
+        """The providers this run has lookups of, by name."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT provider FROM lookups WHERE run_id = ? ORDER BY provider", (run_id,)
+        ).fetchall()
+        return [str(provider) for (provider,) in rows]
+
+    @guarded
     def charged(self, run_id: str) -> int:
         """Credits this run's answered requests were charged, every session and provider."""
         row = self.conn.execute(
