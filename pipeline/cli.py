@@ -85,10 +85,18 @@ def _summary_lines(summary: RunSummary) -> None:
             f"{figures['retries']:,} retries, {figures['http_429']:,} throttled, "
             f"{figures['cache_hits']:,} cache hits, {figures['credits']:,} credits"
         )
+        if figures["unanswered_requests"]:
+            print(
+                f"  {name}: {figures['unanswered_requests']:,} requests got no answer "
+                f"({figures['unanswered_numbers']:,} numbers): up to "
+                f"{figures['credits_possibly_charged']:,} credits may have been charged for them"
+            )
         if figures["stopped"]:
             print(f"  {name} stopped: {figures['stopped']}")
     if summary.providers:
-        print(f"  credits: {summary.credits:,}")
+        possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
+        extra = f" (+ up to {possibly:,} possibly charged for requests that got no answer)"
+        print(f"  credits: {summary.credits:,} in the rows" + (extra if possibly else ""))
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
 

@@ -497,15 +497,26 @@ class Ledger:
 
     @guarded
     def request_totals(self, run_id: str, provider: str) -> dict[str, int]:
-        """This run's requests of ``provider``: how many, retries, 429s, numbers and credits."""
+        """This run's requests of ``provider``: how many, retries, 429s, numbers, credits,
+        and the unanswered ones with the numbers they carried.
+
+        Unanswered: sent, and no HTTP answer came back, so the provider may have charged
+        for it (it may have answered after we stopped waiting): a timeout, a connection
+        dropped after sending, or one in flight when the process ended (sent, never
+        recorded). A connection that could not be made sent nothing and is not one.
+        """
         row = self.conn.execute(
             "SELECT count(*), coalesce(sum(attempt > 1), 0), coalesce(sum(http_status = 429), 0),"
             " coalesce(sum(CASE WHEN outcome = 'answered' THEN numbers ELSE 0 END), 0),"
-            " coalesce(sum(credits), 0), coalesce(sum(http_status IS NULL AND outcome IS NULL), 0)"
-            " FROM requests WHERE run_id = ? AND provider = ?",
+            " coalesce(sum(credits), 0), coalesce(sum(unanswered), 0),"
+            " coalesce(sum(CASE WHEN unanswered THEN numbers ELSE 0 END), 0)"
+            " FROM (SELECT *, http_status IS NULL AND (outcome IS NULL OR (outcome = 'transient'"
+            "  AND coalesce(error, '') NOT LIKE '%connection failed: Connect%')) AS unanswered"
+            " FROM requests WHERE run_id = ? AND provider = ?)",
             (run_id, provider),
         ).fetchone()
-        keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered")
+        keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered",
+                "unanswered_numbers")  # fmt: skip
         return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
     @guarded

@@ -56,9 +56,17 @@ def _describe(
             by_status = ledger.lookup_counts(run.run_id, provider)
             shown = ", ".join(f"{s} {n:,}" for s, n in sorted(by_status.items()))
             totals = ledger.request_totals(run.run_id, provider)
+            unanswered = totals["unanswered"]
+            # While a run goes, its requests in flight have no answer yet either.
+            word = "in flight or unanswered" if state == "running" else "unanswered"
             lines.append(
                 f"  {provider}: lookups {shown}; {totals['requests']:,} requests, "
                 f"{totals['retries']:,} retries, {totals['http_429']:,} throttled"
+                + (
+                    f", {unanswered:,} {word} ({totals['unanswered_numbers']:,} numbers)"
+                    if unanswered
+                    else ""
+                )
             )
         for provider, error, count in ledger.failure_reasons(run.run_id)[:10]:
             lines.append(f"  failed {count:,} x {provider}: {error}")

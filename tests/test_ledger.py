@@ -738,6 +738,7 @@ def test_request_totals(ledger: Ledger) -> None:
         "numbers": 0,
         "credits": 0,
         "unanswered": 0,
+        "unanswered_numbers": 0,
     }
 
     def sent(request_id: str, attempt: int, numbers: int, run_id: str = RUN) -> None:
@@ -754,6 +755,16 @@ def test_request_totals(ledger: Ledger) -> None:
     sent("d", 1, 7)  # in flight when the process died: never answered
     sent("e", 3, 5)
     ledger.commit(log("e", attempt=3, numbers=5, http_status=None, outcome="transient"), [], RUN, 1)
+    sent("g", 1, 4)  # a timeout (no HTTP answer): may have been charged
+    timeout = "tcpa_authority: no answer within 5s"
+    ledger.commit(log("g", numbers=4, http_status=None, outcome="transient", error=timeout),
+                  [], RUN, 1)  # fmt: skip
+    sent("h", 1, 9)  # the connection was never made: nothing was sent
+    refused = "tcpa_authority: connection failed: ConnectError"
+    ledger.commit(log("h", numbers=9, http_status=None, outcome="transient", error=refused),
+                  [], RUN, 1)  # fmt: skip
+    sent("i", 1, 6)  # a 502 is an answer, not charged by the contract
+    ledger.commit(log("i", numbers=6, http_status=502, outcome="transient"), [], RUN, 1)
     ledger.commit(log("f", numbers=2, http_status=400, outcome="refused"), [], RUN, 1)
     sent("a", 1, 10)  # a note landing after its own response changes nothing
     # other runs and other providers do not count
@@ -762,12 +773,13 @@ def test_request_totals(ledger: Ledger) -> None:
     ledger.log_sent("z", "checkthatphone", RUN, 1, 1, 3)
 
     assert ledger.request_totals(RUN, PROVIDER) == {
-        "requests": 6,
+        "requests": 9,
         "retries": 2,  # c, e
         "http_429": 1,  # b
         "numbers": 15,  # a + c: only answered requests
         "credits": 15,
-        "unanswered": 1,  # d
+        "unanswered": 3,  # d (in flight when the process died), e and g (timed out)
+        "unanswered_numbers": 7 + 5 + 4,
     }
     assert ledger.request_totals(RUN, "checkthatphone") == {
         "requests": 2,
@@ -776,6 +788,7 @@ def test_request_totals(ledger: Ledger) -> None:
         "numbers": 50,
         "credits": 50,
         "unanswered": 1,
+        "unanswered_numbers": 3,
     }
     assert ledger.request_totals("other-run", PROVIDER)["unanswered"] == 1
 
@@ -914,6 +927,7 @@ def test_a_commit_survives_the_process_being_killed(tmp_path: Path) -> None:
             "numbers": 2,
             "credits": 3,
             "unanswered": 1,
+            "unanswered_numbers": 1,
         }
     finally:
         ledger.close()
