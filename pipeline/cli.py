@@ -97,6 +97,12 @@ def _summary_lines(summary: RunSummary) -> None:
         possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
         extra = f" (+ up to {possibly:,} possibly charged for requests that got no answer)"
         print(f"  credits: {summary.credits:,} in the rows" + (extra if possibly else ""))
+    budget = summary.budget
+    if budget.get("max_credits") is not None:
+        print(
+            f"  budget: {budget['max_credits']:,} credits ({budget['from']}), "
+            f"{budget['spent']:,} spent by this run in all its sessions"
+        )
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
 
@@ -145,6 +151,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
             on_progress=_progress_printer(args.quiet),
             no_cache=args.no_cache,
             force=args.force,
+            max_credits=args.max_credits,
         )
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
@@ -163,6 +170,8 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
 def _cmd_retry(args: argparse.Namespace) -> int:
     from pipeline.run import retry
 
+    if args.max_credits is not None and args.max_credits < 0:
+        raise UsageError(f"--max-credits {args.max_credits}: expected a whole number, 0 or more")
     config = load_config(args.config)
     with _sigterm_interrupts():
         summary = retry(
@@ -170,6 +179,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             run_id=args.run,
             config_path=args.config,
             on_progress=_progress_printer(args.quiet),
+            max_credits=args.max_credits,
         )
     if not args.quiet:
         _print_summary(summary)
@@ -280,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("retry", help="re-attempt the lookups that failed in a run")
     p.add_argument("config", help="TOML config file")
     p.add_argument("--run", help="the run to retry (default: this config's latest run)")
+    p.add_argument(
+        "--max-credits", type=int,
+        help="credit cap for the run, replacing the one it has (default: the run's own)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_retry)
 

@@ -83,6 +83,11 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX requests_run ON requests (run_id, provider);
     """,
+    # The last --max-credits given to a session of the run (NULL: never one): it holds
+    # for the run's later sessions until another replaces it.
+    """
+    ALTER TABLE runs ADD COLUMN max_credits INTEGER;
+    """,
 )
 
 SETTLED = ("hit", "no_match", "invalid_input")
@@ -104,6 +109,14 @@ class RunRecord:
     config_path: str | None
     input_path: str
     output_path: str
+    max_credits: int | None = None
+    """The last ``--max-credits`` a session of the run was given (None: never one)."""
+
+
+_RUN_COLUMNS = (
+    "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
+    " config_path, input_path, output_path, max_credits"
+)
 
 
 class Answer(NamedTuple):
@@ -248,11 +261,7 @@ class Ledger:
 
     @guarded
     def _run_row(self, where: str, args: Sequence[Any]) -> RunRecord | None:
-        row = self.conn.execute(
-            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
-            f" stop_reason, config_path, input_path, output_path FROM runs WHERE {where}",
-            args,
-        ).fetchone()
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchone()
         return RunRecord(*row) if row else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -263,10 +272,7 @@ class Ledger:
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The newest runs in this state folder, newest first."""
         rows = self.conn.execute(
-            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
-            " stop_reason, config_path, input_path, output_path FROM runs"
-            " ORDER BY started_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [RunRecord(*row) for row in rows]
 
@@ -534,6 +540,27 @@ class Ledger:
             "SELECT DISTINCT provider FROM lookups WHERE run_id = ? ORDER BY provider", (run_id,)
         ).fetchall()
         return [str(provider) for (provider,) in rows]
+
+    # -- budget ----------------------------------------------------------------------
+
+    @guarded
+    def budget(
+        self, run_id: str, flag: int | None, configured: int | None
+    ) -> tuple[int | None, str]:
+        """The run's credit cap for this session, and where it comes from.
+
+        A ``--max-credits`` (``flag``) is stored with the run and holds for its later
+        sessions, whichever command starts them, until another replaces it (raising it
+        is how a run stopped by its budget goes on). A run never given one has the
+        config's ``run.max_credits`` as the config reads now (None: no cap).
+        """
+        if flag is not None:
+            self.conn.execute("UPDATE runs SET max_credits = ? WHERE run_id = ?", (flag, run_id))
+            return flag, "--max-credits"
+        record = self.get_run(run_id)
+        if record is not None and record.max_credits is not None:
+            return record.max_credits, "--max-credits of an earlier session"
+        return configured, "run.max_credits" if configured is not None else "none"
 
     @guarded
     def charged(self, run_id: str) -> int:

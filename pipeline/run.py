@@ -73,6 +73,7 @@ class RunSummary:
     session: int = 1
     credits: int = 0
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
     already_done: bool = False
     """Nothing was run: the same job already finished with every row settled."""
 
@@ -187,6 +188,7 @@ def run(
     no_cache: bool = False,
     force: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
@@ -195,11 +197,13 @@ def run(
     ``force``: the summary of that run comes back with ``already_done`` set.
     Never leaves a partial output: the output is renamed into place only once
     every row is written, and the report says what happened either way.
+    ``max_credits`` is ``--max-credits``: stored with the run (:meth:`Ledger.budget`).
     """
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
-            config, config_path, on_progress, progress_every_s, no_cache, force, transport, None
-        )
+            config, config_path, on_progress, progress_every_s, no_cache, force, transport, None,
+            max_credits,
+        )  # fmt: skip
 
 
 def retry(
@@ -210,14 +214,16 @@ def retry(
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     """Re-attempt the lookups that failed in a run (default: this config's latest run),
     as a new session of that run: answers it already has are not bought again, and its
-    output and report are rewritten (row trace ids do not change)."""
+    output and report are rewritten (row trace ids do not change). The run's budget
+    holds unless ``max_credits`` (``--max-credits``) replaces it."""
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
             config, config_path, on_progress, progress_every_s, False, True, transport,
-            run_id or "",
+            run_id or "", max_credits,
         )  # fmt: skip
 
 
@@ -230,6 +236,7 @@ def _locked_run(
     force: bool,
     transport: httpx.AsyncBaseTransport | None,
     retry_of: str | None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -258,7 +265,7 @@ def _locked_run(
         )
         return _run_job(
             config, config_path, source, ledger, providers, started, clock,
-            on_progress, progress_every_s, no_cache, transport, again,
+            on_progress, progress_every_s, no_cache, transport, again, max_credits,
         )  # fmt: skip
     finally:
         source.close()
@@ -340,6 +347,7 @@ def _run_job(
     no_cache: bool,
     transport: httpx.AsyncBaseTransport | None,
     again: RunRecord | None = None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     if again is not None:
         record = ledger.resume(again.run_id)
@@ -375,7 +383,8 @@ def _run_job(
         run_id=run_id, session=record.session, input=str(config.input.path),
         output=str(output_path), providers=[p.name for p in providers],
     )  # fmt: skip
-    budget = Budget(config.run.max_credits, ledger.charged(run_id))
+    cap, cap_from = ledger.budget(run_id, max_credits, config.run.max_credits)
+    budget = Budget(cap, ledger.charged(run_id))
     engine: Engine | None = None
     try:
         remove_stale_temp_outputs(output_path)
@@ -474,8 +483,9 @@ def _run_job(
             },
             providers=summary.providers,
             credits_total=summary.credits,
-            budget={"max_credits": config.run.max_credits, "spent": budget.spent},
+            budget={"max_credits": cap, "from": cap_from, "spent": budget.spent},
         )
+        summary.budget = report["budget"]
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
         summary.report = write_report(run_dir, report)

@@ -51,6 +51,8 @@ def _describe(
         )
     if run.stop_reason:
         lines.append(f"  stopped: {run.stop_reason}")
+    if run.max_credits is not None:
+        lines.append(f"  budget: {run.max_credits:,} credits (--max-credits, kept for the run)")
     if detail:
         for provider in ledger.providers_of_run(run.run_id):
             by_status = ledger.lookup_counts(run.run_id, provider)

@@ -126,13 +126,13 @@ def start(ledger: Ledger, run_id: str, job: str = "job-a") -> None:
 # -- schema and file ----------------------------------------------------------------
 
 
-def test_a_fresh_file_gets_schema_version_1(tmp_path: Path) -> None:
+def test_a_fresh_file_gets_schema_version_2(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
     ledger = Ledger(state)
     try:
         assert ledger.path == state / LEDGER_FILE
         assert ledger.path.is_file()
-        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (2,)
         tables = {
             name
             for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -154,7 +154,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 
     again = Ledger(tmp_path)
     try:
-        assert again.conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert again.conn.execute("PRAGMA user_version").fetchone() == (2,)
         assert (
             again.conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
             == schema
@@ -170,9 +170,9 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     Ledger(tmp_path).close()
     raw = sqlite3.connect(tmp_path / LEDGER_FILE)
-    raw.execute("PRAGMA user_version = 2")
+    raw.execute("PRAGMA user_version = 3")
     raw.close()
-    with pytest.raises(LedgerError, match="version 2 is newer") as caught:
+    with pytest.raises(LedgerError, match="version 3 is newer") as caught:
         Ledger(tmp_path)
     assert str(tmp_path / LEDGER_FILE) in str(caught.value)
 
@@ -237,7 +237,7 @@ def test_openers_of_a_fresh_file_at_the_same_time_all_succeed(tmp_path: Path) ->
         assert open_at_once(state, 3) == []
         check = Ledger(state)
         try:
-            assert check.conn.execute("PRAGMA user_version").fetchone() == (1,)
+            assert check.conn.execute("PRAGMA user_version").fetchone() == (2,)
         finally:
             check.close()
 
@@ -276,7 +276,7 @@ def test_connections_are_per_thread_and_close_closes_them_all(ledger: Ledger) ->
             conn.execute("SELECT 1")
     # usable again afterwards: a fresh connection for this thread
     assert ledger.conn is not main
-    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (1,)
+    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (2,)
 
 
 # -- runs -------------------------------------------------------------------------
