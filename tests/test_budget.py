@@ -141,6 +141,9 @@ def test_a_command_line_budget_holds_for_retry_and_run_until_a_new_one_replaces_
         "  credits: 250 in the rows",
         "  budget: 250 credits (--max-credits), 250 spent by this run in all its sessions",
     )
+    # The lane's stop line names the cap only: what it had spent when it stopped, before
+    # the requests in flight settled, disagreed with the credits line ("0 spent" here).
+    assert "  tcpa_authority stopped: budget reached: max_credits 250" in first.out.splitlines()
     assert _budget_lines(again.out) == (
         "  credits: 250 in the rows",
         "  budget: 250 credits (--max-credits of an earlier session), "
