@@ -85,9 +85,9 @@ def _summary_lines(summary: RunSummary) -> None:
             f"{figures['retries']:,} retries, {figures['http_429']:,} throttled, "
             f"{figures['cache_hits']:,} cache hits, {figures['credits']:,} credits"
         )
-        if figures["unanswered_requests"]:
+        if unanswered := figures["unanswered_requests"]:
             print(
-                f"  {name}: {figures['unanswered_requests']:,} requests got no answer "
+                f"  {name}: {unanswered:,} request{'s' if unanswered != 1 else ''} got no answer "
                 f"({figures['unanswered_numbers']:,} numbers): up to "
                 f"{figures['credits_possibly_charged']:,} credits may have been charged for them"
             )
