@@ -65,6 +65,13 @@ def _progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
 
 
 def _print_summary(summary: RunSummary) -> None:
+    try:
+        _summary_lines(summary)
+    except BrokenPipeError:  # the reader left (`| head`): the run's exit code still counts
+        _stdout_to_devnull()
+
+
+def _summary_lines(summary: RunSummary) -> None:
     print(f"run {summary.run_id}: {summary.rows:,} rows in {summary.duration_s:.1f}s")
     print(f"  valid phones: {summary.valid:,}   rejected: {summary.rows - summary.valid:,}")
     if summary.reasons:
@@ -81,10 +88,24 @@ def _print_summary(summary: RunSummary) -> None:
             f"{figures['retries']:,} retries, {figures['http_429']:,} throttled, "
             f"{figures['cache_hits']:,} cache hits, {figures['credits']:,} credits"
         )
+        if unanswered := figures["unanswered_requests"]:
+            print(
+                f"  {name}: {unanswered:,} request{'s' if unanswered != 1 else ''} got no answer "
+                f"({figures['unanswered_numbers']:,} numbers): up to "
+                f"{figures['credits_possibly_charged']:,} credits may have been charged for them"
+            )
         if figures["stopped"]:
             print(f"  {name} stopped: {figures['stopped']}")
     if summary.providers:
-        print(f"  credits: {summary.credits:,}")
+        possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
+        extra = f" (+ up to {possibly:,} possibly charged for requests that got no answer)"
+        print(f"  credits: {summary.credits:,} in the rows" + (extra if possibly else ""))
+    budget = summary.budget
+    if budget.get("max_credits") is not None:
+        print(
+            f"  budget: {budget['max_credits']:,} credits ({budget['from']}), "
+            f"{budget['spent']:,} spent by this run in all its sessions"
+        )
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
 
@@ -176,6 +197,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
                 no_cache=args.no_cache,
                 force=args.force,
                 stop=stop,
+                max_credits=args.max_credits,
             )
         )
     finally:
@@ -196,6 +218,8 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
 def _cmd_retry(args: argparse.Namespace) -> int:
     from pipeline.run import retry
 
+    if args.max_credits is not None and args.max_credits < 0:
+        raise UsageError(f"--max-credits {args.max_credits}: expected a whole number, 0 or more")
     config = load_config(args.config)
     summary = _stoppable(
         lambda stop: retry(
@@ -204,6 +228,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             config_path=args.config,
             on_progress=_progress_printer(args.quiet),
             stop=stop,
+            max_credits=args.max_credits,
         )
     )
     if not args.quiet:
@@ -315,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("retry", help="re-attempt the lookups that failed in a run")
     p.add_argument("config", help="TOML config file")
     p.add_argument("--run", help="the run to retry (default: this config's latest run)")
+    p.add_argument(
+        "--max-credits", type=int,
+        help="credit cap for the run, replacing the one it has (default: the run's own)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_retry)
 
@@ -346,12 +375,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command whose reader went away mid-output (128 + SIGPIPE)."""
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so what is still buffered has somewhere to go."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (captured in tests): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``phone-enrich`` and ``python -m pipeline``; returns the exit code."""
+    code: int | None = None
     try:
         args = build_parser().parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that left shows here, while we can still be quiet
+        return code
+    except BrokenPipeError:
+        # `phone-enrich status CONFIG | head -3`: the reader has what it wanted. Quiet,
+        # and no second error when Python flushes stdout on its way out.
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE if code is None else code
     except Interrupted as exc:
         print(f"phone-enrich: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline.errors import PipelineError
+from pipeline.ledger_file import (
+    LEDGER_FILE,
+    LedgerError,
+    check_file,
+    connect,
+    create,
+    damage,
+    guarded,
+)
 
-LEDGER_FILE = "ledger.sqlite"
+__all__ = ["LEDGER_FILE", "Ledger", "LedgerError", "RunRecord"]
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 # Our own schema's migrations, applied in order; PRAGMA user_version records how far.
@@ -75,14 +83,15 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX requests_run ON requests (run_id, provider);
     """,
+    # The last --max-credits given to a session of the run (NULL: never one): it holds
+    # for the run's later sessions until another replaces it.
+    """
+    ALTER TABLE runs ADD COLUMN max_credits INTEGER;
+    """,
 )
 
 SETTLED = ("hit", "no_match", "invalid_input")
 """Lookup statuses that are answers (reusable); ``failed`` is kept for the report only."""
-
-
-class LedgerError(PipelineError):
-    """The ledger file cannot be opened or is not ours."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,14 @@ class RunRecord:
     config_path: str | None
     input_path: str
     output_path: str
+    max_credits: int | None = None
+    """The last ``--max-credits`` a session of the run was given (None: never one)."""
+
+
+_RUN_COLUMNS = (
+    "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
+    " config_path, input_path, output_path, max_credits"
+)
 
 
 class Answer(NamedTuple):
@@ -167,34 +184,6 @@ class Response(NamedTuple):
     columns: Columns
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    try:
-        _enter_wal(conn)
-        # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
-        # costs no fsync per answer.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-    except BaseException:
-        conn.close()  # e.g. not a database: do not leak the handle
-        raise
-    return conn
-
-
-def _enter_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
-    """Switch to WAL. Two processes opening a brand-new file race for the switch, and
-    SQLite answers the loser "database is locked" at once, without its busy timeout,
-    so the loser waits a moment and asks again (the winner's switch then holds)."""
-    for attempt in range(attempts):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.01 + 0.01 * attempt)
-
-
 class Ledger:
     """The ledger file of one state folder."""
 
@@ -206,20 +195,26 @@ class Ledger:
         self._lock = threading.Lock()
         self._params: dict[str, str] = {}
         try:
-            self._migrate(self.conn)
+            # A damaged file is refused before SQLite touches it (or its -wal).
+            if not check_file(self.path):
+                create(self.path, self._migrate)
+            self._migrate(self.conn)  # a ledger of an older phone-enrich: its new steps
         except LedgerError as exc:
             self.close()
+            if str(exc).startswith(str(self.path)):
+                raise
             raise LedgerError(f"{self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise LedgerError(f"{self.path}: cannot use the ledger: {exc}") from None
+            error = damage(self.path, exc)
+            raise error or LedgerError(f"{self.path}: cannot use the ledger: {exc}") from None
 
     @property
     def conn(self) -> sqlite3.Connection:
         """This thread's connection."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = connect(self.path)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -258,33 +253,30 @@ class Ledger:
                 conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back itself (e.g. damage)
+                conn.execute("ROLLBACK")
             raise
 
     # -- runs: named transitions -------------------------------------------------
 
+    @guarded
     def _run_row(self, where: str, args: Sequence[Any]) -> RunRecord | None:
-        row = self.conn.execute(
-            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
-            f" stop_reason, config_path, input_path, output_path FROM runs WHERE {where}",
-            args,
-        ).fetchone()
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchone()
         return RunRecord(*row) if row else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, if any."""
         return self._run_row("run_id = ?", (run_id,))
 
+    @guarded
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The newest runs in this state folder, newest first."""
         rows = self.conn.execute(
-            "SELECT run_id, job, state, session, cache_cutoff, started_at, exit_code,"
-            " stop_reason, config_path, input_path, output_path FROM runs"
-            " ORDER BY started_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [RunRecord(*row) for row in rows]
 
+    @guarded
     def failure_reasons(self, run_id: str) -> list[tuple[str, str, int]]:
         """(provider, error, lookups) of this run's failed lookups, most frequent first."""
         rows = self.conn.execute(
@@ -305,6 +297,7 @@ class Ledger:
             "job = ? AND state != 'finished' ORDER BY started_at DESC LIMIT 1", (job,)
         )
 
+    @guarded
     def start(
         self,
         run_id: str,
@@ -326,6 +319,7 @@ class Ledger:
         assert record is not None
         return record
 
+    @guarded
     def resume(self, run_id: str) -> RunRecord:
         """Pick an unfinished run up again: state ``running``, next session."""
         self.conn.execute(
@@ -337,6 +331,7 @@ class Ledger:
         assert record is not None
         return record
 
+    @guarded
     def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
         self.conn.execute(
             "UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
@@ -362,6 +357,7 @@ class Ledger:
         """Record one response: its request line and every answer it carried, atomically."""
         self.commit_many([Response(log, Columns.of(list(answers)))], run_id, session)
 
+    @guarded
     def commit_many(self, responses: Sequence[Response], run_id: str, session: int) -> None:
         """Record several responses in one transaction (each with all its answers).
 
@@ -376,7 +372,7 @@ class Ledger:
                 self._insert(conn, response, run_id, session, now)
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
                 conn.execute("ROLLBACK")
             raise
 
@@ -427,6 +423,7 @@ class Ledger:
         """The parameter signature answers of ``provider`` are filed under in this run."""
         self._params[provider] = params
 
+    @guarded
     def log_sent(
         self, request_id: str, provider: str, run_id: str, session: int, attempt: int, numbers: int
     ) -> None:
@@ -437,6 +434,7 @@ class Ledger:
             (request_id, run_id, session, provider, attempt, numbers, time.time()),
         )
 
+    @guarded
     def find(
         self,
         provider: str,
@@ -464,6 +462,7 @@ class Ledger:
             (json.dumps(list(keys)), provider, params, run_id, cache, cache_cutoff or 0.0),
         ).fetchall()
 
+    @guarded
     def best_answers(
         self,
         provider: str,
@@ -492,6 +491,7 @@ class Ledger:
 
     # -- report --------------------------------------------------------------------
 
+    @guarded
     def lookup_counts(self, run_id: str, provider: str) -> dict[str, int]:
         """This run's own lookups of ``provider`` by status."""
         rows = self.conn.execute(
@@ -501,18 +501,68 @@ class Ledger:
         ).fetchall()
         return {status: int(count) for status, count in rows}
 
+    @guarded
     def request_totals(self, run_id: str, provider: str) -> dict[str, int]:
-        """This run's requests of ``provider``: how many, retries, 429s, numbers and credits."""
+        """This run's requests of ``provider``: how many, retries, 429s, numbers, credits,
+        and the unanswered ones with the numbers they carried.
+
+        Unanswered: sent, and no HTTP answer came back, so the provider may have charged
+        for it (it may have answered after we stopped waiting): a timeout, a connection
+        dropped after sending, or one in flight when the process ended (sent, never
+        recorded). A connection that could not be made sent nothing and is not one.
+        """
         row = self.conn.execute(
             "SELECT count(*), coalesce(sum(attempt > 1), 0), coalesce(sum(http_status = 429), 0),"
             " coalesce(sum(CASE WHEN outcome = 'answered' THEN numbers ELSE 0 END), 0),"
-            " coalesce(sum(credits), 0), coalesce(sum(http_status IS NULL AND outcome IS NULL), 0)"
-            " FROM requests WHERE run_id = ? AND provider = ?",
+            " coalesce(sum(credits), 0), coalesce(sum(unanswered), 0),"
+            " coalesce(sum(CASE WHEN unanswered THEN numbers ELSE 0 END), 0)"
+            " FROM (SELECT *, http_status IS NULL AND (outcome IS NULL OR (outcome = 'transient'"
+            "  AND coalesce(error, '') NOT LIKE '%connection failed: Connect%')) AS unanswered"
+            " FROM requests WHERE run_id = ? AND provider = ?)",
             (run_id, provider),
         ).fetchone()
-        keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered")
+        keys = ("requests", "retries", "http_429", "numbers", "credits", "unanswered",
+                "unanswered_numbers")  # fmt: skip
         return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
+    @guarded
+    def newest_running(self) -> str | None:
+        """The run in state ``running`` that was started or resumed last, if any."""
+        row = self.conn.execute(
+            "SELECT run_id FROM runs WHERE state = 'running' ORDER BY updated_at DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @guarded
+    def providers_of_run(self, run_id: str) -> list[str]:
+        """The providers this run has lookups of, by name."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT provider FROM lookups WHERE run_id = ? ORDER BY provider", (run_id,)
+        ).fetchall()
+        return [str(provider) for (provider,) in rows]
+
+    # -- budget ----------------------------------------------------------------------
+
+    @guarded
+    def budget(
+        self, run_id: str, flag: int | None, configured: int | None
+    ) -> tuple[int | None, str]:
+        """The run's credit cap for this session, and where it comes from.
+
+        A ``--max-credits`` (``flag``) is stored with the run and holds for its later
+        sessions, whichever command starts them, until another replaces it (raising it
+        is how a run stopped by its budget goes on). A run never given one has the
+        config's ``run.max_credits`` as the config reads now (None: no cap).
+        """
+        if flag is not None:
+            self.conn.execute("UPDATE runs SET max_credits = ? WHERE run_id = ?", (flag, run_id))
+            return flag, "--max-credits"
+        record = self.get_run(run_id)
+        if record is not None and record.max_credits is not None:
+            return record.max_credits, "--max-credits of an earlier session"
+        return configured, "run.max_credits" if configured is not None else "none"
+
+    @guarded
     def charged(self, run_id: str) -> int:
         """Credits this run's answered requests were charged, every session and provider."""
         row = self.conn.execute(
@@ -520,6 +570,7 @@ class Ledger:
         ).fetchone()
         return int(row[0])
 
+    @guarded
     def credits_of_run(self, run_id: str) -> int:
         """Credits this run's own lookups cost, all providers."""
         row = self.conn.execute(

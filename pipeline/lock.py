@@ -18,6 +18,9 @@ from pipeline.errors import LockedError
 from pipeline.preflight import prepare_state_dir
 
 LOCK_FILE = "lock"
+_TRIES = 5
+"""How often a run asks for the lock, 20 ms apart, before exit 75: ``status`` may be
+holding it for the microseconds of a probe (:func:`lock_is_held`)."""
 
 
 @contextmanager
@@ -30,15 +33,41 @@ def state_lock(state_dir: Path) -> Iterator[None]:
     path = state_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise LockedError(
-                f"{state_dir}: another run holds the lock ({holder}); try again when it ends"
-            ) from None
+        for attempt in range(_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < _TRIES - 1:
+                    time.sleep(0.02)
+                    continue
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                raise LockedError(
+                    f"{state_dir}: another run holds the lock ({holder or 'another process'}); "
+                    "try again when it ends"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def lock_is_held(state_dir: Path) -> bool:
+    """Whether a process holds the state folder's lock now (without waiting for it).
+
+    A probe: a shared lock taken without blocking and dropped at once; the file is
+    neither created nor written. The lock dies with its holder, so a run whose state
+    says ``running`` while the lock is free was killed or crashed.
+    """
+    try:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the probe's lock, if it got one
+    return False

@@ -191,11 +191,15 @@ class ProvidersConfig(_Section):
 
 
 def api_key(name: str, settings: ProviderSettings) -> str:
-    """The provider's key from the environment; a clear error (never the value) if unset."""
-    value = os.environ.get(settings.api_key_env, "").strip()
+    """The provider's key from the environment; a clear error (never the value) if unset
+    or blank. Unset and empty are told apart: an empty one is usually a secret that
+    did not resolve (``KEY=$UNSET_VAR``, an empty CI secret), not a missing export."""
+    raw = os.environ.get(settings.api_key_env)
+    value = (raw or "").strip()
     if not value:
+        what = "is not set" if raw is None else "is empty" if raw == "" else "holds only whitespace"
         raise ConfigError(
-            f"providers.{name}: environment variable {settings.api_key_env} is not set "
+            f"providers.{name}: environment variable {settings.api_key_env} {what} "
             f"(it must hold the API key; see providers.{name}.api_key_env)"
         )
     return value

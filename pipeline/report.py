@@ -80,7 +80,13 @@ class FailedRowsFile:
 def provider_report(
     ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
 ) -> dict[str, Any]:
-    """One provider's figures for report.json: the request log's and the rows'."""
+    """One provider's figures for report.json: the request log's and the rows'.
+
+    Requests that got no HTTP answer (timed out, dropped, or in flight when a process
+    ended) may still have been charged: their numbers, at the provider's highest price
+    per number, are ``credits_possibly_charged``, on no row (the rows' credits stay what
+    the answers that arrived cost).
+    """
     totals = ledger.request_totals(run_id, provider.name)
     rows = tally.as_dict()
     by_status = rows["rows"]
@@ -99,6 +105,8 @@ def provider_report(
         "credits": tally.credits,
         "credits_charged": totals["credits"],
         "unanswered_requests": totals["unanswered"],
+        "unanswered_numbers": totals["unanswered_numbers"],
+        "credits_possibly_charged": totals["unanswered_numbers"] * provider.max_credits_per_key(),
         "lookups": ledger.lookup_counts(run_id, provider.name),
         "rows": by_status,
         "stopped": stopped,

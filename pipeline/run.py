@@ -82,6 +82,7 @@ class RunSummary:
     session: int = 1
     credits: int = 0
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
     already_done: bool = False
     """Nothing was run: the same job already finished with every row settled."""
 
@@ -197,6 +198,7 @@ def run(
     force: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     stop: StopRequest | None = None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
@@ -208,12 +210,13 @@ def run(
 
     ``stop`` (set by the CLI's signal handlers) stops every lane at once: what is in
     flight is recorded, no output is written, and :class:`Interrupted` (exit 3) is
-    raised; the same job resumes.
+    raised; the same job resumes. ``max_credits`` is ``--max-credits``: stored with the
+    run (:meth:`Ledger.budget`).
     """
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
             config, config_path, on_progress, progress_every_s, no_cache, force, transport,
-            None, stop or StopRequest(),
+            None, stop or StopRequest(), max_credits,
         )  # fmt: skip
 
 
@@ -226,14 +229,16 @@ def retry(
     progress_every_s: float = 2.0,
     transport: httpx.AsyncBaseTransport | None = None,
     stop: StopRequest | None = None,
+    max_credits: int | None = None,
 ) -> RunSummary:
     """Re-attempt the lookups that failed in a run (default: this config's latest run),
     as a new session of that run: answers it already has are not bought again, and its
-    output and report are rewritten (row trace ids do not change)."""
+    output and report are rewritten (row trace ids do not change). The run's budget
+    holds unless ``max_credits`` (``--max-credits``) replaces it."""
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
             config, config_path, on_progress, progress_every_s, False, True, transport,
-            run_id or "", stop or StopRequest(),
+            run_id or "", stop or StopRequest(), max_credits,
         )  # fmt: skip
 
 
@@ -247,6 +252,7 @@ def _locked_run(
     transport: httpx.AsyncBaseTransport | None,
     retry_of: str | None,
     stop: StopRequest,
+    max_credits: int | None,
 ) -> RunSummary:
     check_paths(config)  # before the first request: whatever would fail only at the end
     started = datetime.now(UTC)
@@ -278,6 +284,7 @@ def _locked_run(
         return _run_job(
             config, config_path, source, ledger, providers, started, clock,
             on_progress, progress_every_s, no_cache, transport, again, stop, seen,
+            max_credits,
         )  # fmt: skip
     finally:
         source.close()
@@ -362,6 +369,7 @@ def _run_job(
     again: RunRecord | None,
     stop: StopRequest,
     seen: FileIdentity | None,
+    max_credits: int | None,
 ) -> RunSummary:
     if again is not None:
         record = ledger.resume(again.run_id)
@@ -399,7 +407,8 @@ def _run_job(
         run_id=run_id, session=record.session, input=str(config.input.path),
         output=str(output_path), providers=[p.name for p in providers],
     )  # fmt: skip
-    budget = Budget(config.run.max_credits, ledger.charged(run_id))
+    cap, cap_from = ledger.budget(run_id, max_credits, config.run.max_credits)
+    budget = Budget(cap, ledger.charged(run_id))
     engine: Engine | None = None
     try:
         remove_stale_temp_outputs(output_path)
@@ -508,8 +517,9 @@ def _run_job(
             },
             providers=summary.providers,
             credits_total=summary.credits,
-            budget={"max_credits": config.run.max_credits, "spent": budget.spent},
+            budget={"max_credits": cap, "from": cap_from, "spent": budget.spent},
         )
+        summary.budget = report["budget"]
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
         summary.report = _quietly(write_report, run_dir, report)

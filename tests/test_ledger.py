@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -125,13 +126,13 @@ def start(ledger: Ledger, run_id: str, job: str = "job-a") -> None:
 # -- schema and file ----------------------------------------------------------------
 
 
-def test_a_fresh_file_gets_schema_version_1(tmp_path: Path) -> None:
+def test_a_fresh_file_gets_schema_version_2(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
     ledger = Ledger(state)
     try:
         assert ledger.path == state / LEDGER_FILE
         assert ledger.path.is_file()
-        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (2,)
         tables = {
             name
             for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -153,7 +154,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 
     again = Ledger(tmp_path)
     try:
-        assert again.conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert again.conn.execute("PRAGMA user_version").fetchone() == (2,)
         assert (
             again.conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
             == schema
@@ -169,9 +170,9 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     Ledger(tmp_path).close()
     raw = sqlite3.connect(tmp_path / LEDGER_FILE)
-    raw.execute("PRAGMA user_version = 2")
+    raw.execute("PRAGMA user_version = 3")
     raw.close()
-    with pytest.raises(LedgerError, match="version 2 is newer") as caught:
+    with pytest.raises(LedgerError, match="version 3 is newer") as caught:
         Ledger(tmp_path)
     assert str(tmp_path / LEDGER_FILE) in str(caught.value)
 
@@ -183,7 +184,8 @@ def test_a_file_that_is_not_sqlite_is_refused_with_its_path(tmp_path: Path) -> N
     with pytest.raises(LedgerError) as caught:
         Ledger(tmp_path)
     assert str(path) in str(caught.value)
-    assert "not a database" in str(caught.value)
+    assert "not an SQLite database" in str(caught.value)
+    assert caught.value.exit_code == 2
     assert path.read_bytes() == junk
 
 
@@ -235,7 +237,7 @@ def test_openers_of_a_fresh_file_at_the_same_time_all_succeed(tmp_path: Path) ->
         assert open_at_once(state, 3) == []
         check = Ledger(state)
         try:
-            assert check.conn.execute("PRAGMA user_version").fetchone() == (1,)
+            assert check.conn.execute("PRAGMA user_version").fetchone() == (2,)
         finally:
             check.close()
 
@@ -274,7 +276,7 @@ def test_connections_are_per_thread_and_close_closes_them_all(ledger: Ledger) ->
             conn.execute("SELECT 1")
     # usable again afterwards: a fresh connection for this thread
     assert ledger.conn is not main
-    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (1,)
+    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (2,)
 
 
 # -- runs -------------------------------------------------------------------------
@@ -736,6 +738,7 @@ def test_request_totals(ledger: Ledger) -> None:
         "numbers": 0,
         "credits": 0,
         "unanswered": 0,
+        "unanswered_numbers": 0,
     }
 
     def sent(request_id: str, attempt: int, numbers: int, run_id: str = RUN) -> None:
@@ -752,6 +755,16 @@ def test_request_totals(ledger: Ledger) -> None:
     sent("d", 1, 7)  # in flight when the process died: never answered
     sent("e", 3, 5)
     ledger.commit(log("e", attempt=3, numbers=5, http_status=None, outcome="transient"), [], RUN, 1)
+    sent("g", 1, 4)  # a timeout (no HTTP answer): may have been charged
+    timeout = "tcpa_authority: no answer within 5s"
+    ledger.commit(log("g", numbers=4, http_status=None, outcome="transient", error=timeout),
+                  [], RUN, 1)  # fmt: skip
+    sent("h", 1, 9)  # the connection was never made: nothing was sent
+    refused = "tcpa_authority: connection failed: ConnectError"
+    ledger.commit(log("h", numbers=9, http_status=None, outcome="transient", error=refused),
+                  [], RUN, 1)  # fmt: skip
+    sent("i", 1, 6)  # a 502 is an answer, not charged by the contract
+    ledger.commit(log("i", numbers=6, http_status=502, outcome="transient"), [], RUN, 1)
     ledger.commit(log("f", numbers=2, http_status=400, outcome="refused"), [], RUN, 1)
     sent("a", 1, 10)  # a note landing after its own response changes nothing
     # other runs and other providers do not count
@@ -760,12 +773,13 @@ def test_request_totals(ledger: Ledger) -> None:
     ledger.log_sent("z", "checkthatphone", RUN, 1, 1, 3)
 
     assert ledger.request_totals(RUN, PROVIDER) == {
-        "requests": 6,
+        "requests": 9,
         "retries": 2,  # c, e
         "http_429": 1,  # b
         "numbers": 15,  # a + c: only answered requests
         "credits": 15,
-        "unanswered": 1,  # d
+        "unanswered": 3,  # d (in flight when the process died), e and g (timed out)
+        "unanswered_numbers": 7 + 5 + 4,
     }
     assert ledger.request_totals(RUN, "checkthatphone") == {
         "requests": 2,
@@ -774,6 +788,7 @@ def test_request_totals(ledger: Ledger) -> None:
         "numbers": 50,
         "credits": 50,
         "unanswered": 1,
+        "unanswered_numbers": 3,
     }
     assert ledger.request_totals("other-run", PROVIDER)["unanswered"] == 1
 
@@ -912,6 +927,34 @@ def test_a_commit_survives_the_process_being_killed(tmp_path: Path) -> None:
             "numbers": 2,
             "credits": 3,
             "unanswered": 1,
+            "unanswered_numbers": 1,
         }
     finally:
         ledger.close()
+
+
+def test_processes_creating_a_new_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    # A new ledger is built under a temporary name and linked into place whole, so no
+    # opener meets the zero-byte file SQLite starts from (one is refused as damage).
+    code = (
+        "import sys, time; from pathlib import Path; from pipeline.ledger import Ledger\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "ledger = Ledger(Path(sys.argv[1]))\n"
+        "print(len(ledger.runs()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for attempt in range(3):
+        state = tmp_path / str(attempt)
+        start_at = str(time.time() + 1.5)
+        command = [sys.executable, "-c", code, str(state), start_at]
+        procs = [
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+            for _ in range(8)
+        ]
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+        results = [(p.returncode, *out) for p, out in zip(procs, outputs, strict=True)]
+        assert results == [(0, "0\n", "")] * 8
+        names = {p.name for p in state.iterdir()}  # (-wal/-shm: if the last two closed at once)
+        assert LEDGER_FILE in names and not [n for n in names if n.endswith(".tmp")]

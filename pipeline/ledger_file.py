@@ -1,0 +1,158 @@
+"""The ledger's file: connect to it, create it whole, and refuse a damaged one untouched.
+
+Left to itself, SQLite takes a zero-byte file for a new, empty database (every
+cached answer is silently gone and the file rewritten), and answers junk with an
+error that names no file. So the file is looked at before SQLite opens it, and a
+new ledger is built under a temporary name and linked into place complete: a
+ledger file at its path always has its header, so a zero-byte one is damage (a
+failed copy, a truncation), never a file that a concurrent run is creating.
+Damage deep inside a file that looks whole is only found when SQLite reads that
+page; :func:`damage` turns SQLite's error then into the same one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from pipeline.errors import EXIT_USAGE, PipelineError
+
+LEDGER_FILE = "ledger.sqlite"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class LedgerError(PipelineError):
+    """The ledger file cannot be opened or is not ours: one line, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def damaged(path: Path, what: str) -> LedgerError:
+    """The one line for a ledger we will not use: which file, what is wrong, what to do."""
+    return LedgerError(
+        f"{path}: {what}. Nothing was changed: restore it (and {path.name}-wal, if any) from "
+        f"a backup, or move {path.name}* out of {path.parent} to start a new, empty ledger "
+        "(the answers it held will be bought again)"
+    )
+
+
+def damage(path: Path, exc: sqlite3.DatabaseError) -> LedgerError | None:
+    """The error to raise for ``exc`` if it says the file is damaged, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _DAMAGE_CODES:
+        return None
+    return damaged(path, f"the ledger is damaged ({exc})")
+
+
+class _OnFile(Protocol):
+    path: Path
+
+
+_Self = TypeVar("_Self", bound=_OnFile)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def guarded(
+    method: Callable[Concatenate[_Self, _P], _R],
+) -> Callable[Concatenate[_Self, _P], _R]:
+    """A ledger method whose SQLite "malformed" or "not a database" (damage found when a
+    page is read) becomes the one line of LedgerError naming the file and what to do."""
+
+    def call(self: _Self, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            error = damage(self.path, exc)
+            if error is None:
+                raise
+            raise error from None
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+def check_file(path: Path) -> bool:
+    """Whether a ledger file is there; LedgerError if it is there but cannot be one.
+
+    Reads the first bytes only; SQLite has not touched the file (nor its -wal, which a
+    zero-byte database would have replayed onto nothing and then reset).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # Its changes without the file they change: a new ledger would take them.
+            raise damaged(path, f"the ledger file is missing but {wal.name} is there") from None
+        return False
+    except IsADirectoryError:
+        raise LedgerError(f"{path}: is a folder, not a ledger file; move it away") from None
+    if not head:
+        raise damaged(path, "the ledger is empty (0 bytes): the answers it held are gone")
+    if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+        raise damaged(path, "not a ledger: the file is not an SQLite database")
+    return True
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode (the caller has checked the file)."""
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        _enter_wal(conn)
+        # NORMAL in WAL mode: a commit survives a killed process (not a power cut), and
+        # costs no fsync per answer.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()  # e.g. not a database: do not leak the handle
+        raise
+    return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. Two processes opening a brand-new file race for the switch, and
+    SQLite answers the loser "database is locked" at once, without its busy timeout,
+    so the loser waits a moment and asks again (the winner's switch then holds)."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 + 0.01 * attempt)
+
+
+def create(path: Path, build: Callable[[sqlite3.Connection], None]) -> None:
+    """A new ledger at ``path``, built (``build``: the schema) under a temporary name and
+    linked into place whole. If another process got there first, its file is kept."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        conn = connect(tmp)
+        try:
+            build(conn)
+        finally:
+            conn.close()  # the last connection: its WAL is folded into the file
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a file that is there
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: copy into a new file
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with open(fd, "wb") as out, open(tmp, "rb") as src:
+                    shutil.copyfileobj(src, out)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
