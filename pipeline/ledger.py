@@ -29,6 +29,7 @@ from pipeline.ledger_file import (
     create,
     damage,
     guarded,
+    unwritable,
 )
 
 __all__ = ["LEDGER_FILE", "Ledger", "LedgerError", "RunRecord"]
@@ -204,10 +205,12 @@ class Ledger:
             if str(exc).startswith(str(self.path)):
                 raise
             raise LedgerError(f"{self.path}: {exc}") from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             self.close()
-            error = damage(self.path, exc)
-            raise error or LedgerError(f"{self.path}: cannot use the ledger: {exc}") from None
+            error = damage(self.path, exc) if isinstance(exc, sqlite3.DatabaseError) else None
+            raise error or LedgerError(
+                f"{unwritable(self.path, exc)}: cannot use the ledger"
+            ) from None
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -13,6 +13,7 @@ page; :func:`damage` turns SQLite's error then into the same one line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import secrets
@@ -139,11 +140,25 @@ def create(path: Path, build: Callable[[sqlite3.Connection], None]) -> None:
     linked into place whole. If another process got there first, its file is kept."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        conn = connect(tmp)
+        # A rollback journal, not WAL: a commit that cannot be written (a full disk)
+        # then fails loudly here, where WAL would leave the schema in a -wal file that
+        # closing folds back into the database, or silently does not.
+        conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             build(conn)
         finally:
-            conn.close()  # the last connection: its WAL is folded into the file
+            conn.close()
+        check = sqlite3.connect(f"file:{tmp}?mode=ro", uri=True)
+        try:
+            if check.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                raise sqlite3.DatabaseError(f"{tmp}: the new ledger did not check out")
+        finally:
+            check.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         try:
             os.link(tmp, path)  # atomic, and never replaces a file that is there
         except FileExistsError:
@@ -154,5 +169,30 @@ def create(path: Path, build: Callable[[sqlite3.Connection], None]) -> None:
                 with open(fd, "wb") as out, open(tmp, "rb") as src:
                     shutil.copyfileobj(src, out)
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
             leftover.unlink(missing_ok=True)
+
+
+def unwritable(path: Path, exc: OSError | sqlite3.Error) -> str:
+    """Which ledger cannot be written and why, a full disk said plainly whichever layer
+    noticed it; the caller says what follows for the run."""
+    if _disk_full(path, exc):
+        why = "no space left on device"
+    elif isinstance(exc, OSError):
+        why = exc.strerror or str(exc)
+    else:
+        why = str(exc)
+    return f"{path}: {why}"
+
+
+def _disk_full(path: Path, exc: OSError | sqlite3.Error) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    # SQLite says only "disk I/O error" when it cannot grow its -shm file: ask the disk.
+    if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(path.parent).free < 1 << 20
+    return False

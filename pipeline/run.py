@@ -41,6 +41,7 @@ from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, 
 from pipeline.io.writer import write_batches
 from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
 from pipeline.ledger import Ledger, RunRecord
+from pipeline.ledger_file import LedgerError, unwritable
 from pipeline.lock import state_lock
 from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
@@ -371,11 +372,14 @@ def _run_job(
     seen: FileIdentity | None,
     max_credits: int | None,
 ) -> RunSummary:
-    if again is not None:
-        record = ledger.resume(again.run_id)
-    else:
-        job = job_id(config, source, providers)
-        record = open_run(ledger, job, config, config_path, started, no_cache)
+    try:
+        if again is not None:
+            record = ledger.resume(again.run_id)
+        else:
+            job = job_id(config, source, providers)
+            record = open_run(ledger, job, config, config_path, started, no_cache)
+    except (OSError, sqlite3.OperationalError) as exc:  # nothing bought yet
+        raise LedgerError(f"{unwritable(ledger.path, exc)}: cannot start the run") from None
     run_id = record.run_id
     summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
     run_dir = Path(config.run.state_dir) / "runs" / run_id

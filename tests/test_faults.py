@@ -317,3 +317,28 @@ def test_an_input_overwritten_during_the_run_gives_no_output_and_no_finished_run
     assert charged <= len(set(old_phones) | set(new_phones))
     assert _ledger_credits(state) == charged
     _same_output(out, _clean_reference(tmp_path, source), cached=True)
+
+
+@pytest.mark.parametrize("size", ["16k", "48k", "80k", "120k"])
+def test_a_disk_full_from_the_start_gives_one_line_and_leaves_a_usable_state_dir(
+    tmp_path: Path, size: str
+) -> None:
+    """Full while the ledger is created, or the run's row written, or the first answers:
+    one line, never a traceback, never a ledger that is refused as damaged afterwards."""
+    phones = _phones(1_000)
+    source = write_leads(tmp_path / "in.csv", _leads(phones))
+    out = tmp_path / "out.csv"
+    with _small_disk(tmp_path / "disk", size) as disk, Emulator() as emulator:
+        state = disk / "state"
+        config = _config(tmp_path, emulator, source, state, out)
+        code, stderr = _finish(_start(config))
+        assert code in (2, 3), stderr
+        line = _one_line(stderr)
+        assert str(state / "ledger.sqlite") in line
+        assert "no space left on device" in line or "disk is full" in line
+        assert _charged(emulator) <= IN_FLIGHT
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        code, stderr = _finish(_start(config))
+        assert code == 0, stderr
+        assert _charged(emulator) - len(phones) <= IN_FLIGHT

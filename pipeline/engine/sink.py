@@ -15,7 +15,6 @@ waiting on that group, and every later one, gets the same :class:`StoreError`, a
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 from collections.abc import Callable
 
@@ -24,6 +23,7 @@ import anyio.to_thread
 
 from pipeline.errors import StoreError
 from pipeline.ledger import Columns, Ledger, RequestLog, Response
+from pipeline.ledger_file import unwritable
 
 _EMPTY = Columns([], [], [], [], [], [])
 
@@ -85,9 +85,9 @@ class LedgerSink:
 
     def _fail(self, exc: OSError | sqlite3.Error) -> None:
         self.failure = StoreError(
-            f"{self.ledger.path}: {_why(exc)}: cannot record the answers bought, so nothing "
-            "more is sent; fix that, then run the same command again: it resumes and pays "
-            "again at most for the requests that were in flight"
+            f"{unwritable(self.ledger.path, exc)}: cannot record the answers bought, so "
+            "nothing more is sent; fix that, then run the same command again: it resumes "
+            "and pays again at most for the requests that were in flight"
         )
         if self._on_failure is not None:
             self._on_failure(self.failure)
@@ -105,14 +105,3 @@ class LedgerSink:
             self.ledger.log_sent(request_id, provider, self.run_id, self.session, attempt, numbers)
         if responses:
             self.ledger.commit_many(responses, self.run_id, self.session)
-
-
-def _why(exc: OSError | sqlite3.Error) -> str:
-    """A full disk said plainly, whichever layer noticed it."""
-    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    full = full or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-    if full:
-        return "no space left on device"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc)
