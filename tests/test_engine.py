@@ -95,7 +95,11 @@ def test_requests_are_spaced_evenly(ledger: Ledger) -> None:
         e.close_input()
         ticket.future.result(timeout=10)
     gaps = [b - a for a, b in zip(recorder.sent_at, recorder.sent_at[1:], strict=False)]
-    assert len(gaps) == 5 and min(gaps) >= 0.099, gaps  # 600/min: one per 0.1 s, no burst
+    # 600/min: one per 0.1 s. The slots are on a fixed schedule, so a send that a busy
+    # machine wakes late is followed by a shorter gap back onto it: never a burst, and
+    # never faster than the rate over the whole run.
+    assert len(gaps) == 5 and min(gaps) >= 0.05, gaps
+    assert recorder.sent_at[-1] - recorder.sent_at[0] >= 0.499, gaps
 
 
 def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: Ledger) -> None:
