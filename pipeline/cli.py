@@ -96,15 +96,17 @@ def _summary_lines(summary: RunSummary) -> None:
             )
         if figures["stopped"]:
             print(f"  {name} stopped: {figures['stopped']}")
+    possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
     if summary.providers:
-        possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
         extra = f" (+ up to {possibly:,} possibly charged for requests that got no answer)"
         print(f"  credits: {summary.credits:,} in the rows" + (extra if possibly else ""))
     budget = summary.budget
     if budget.get("max_credits") is not None:
+        held = " (what was charged, and the most that requests with no answer may have cost)"
         print(
             f"  budget: {budget['max_credits']:,} credits ({budget['from']}), "
             f"{budget['spent']:,} spent by this run in all its sessions"
+            + (held if summary.providers and possibly else "")
         )
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")

@@ -176,6 +176,8 @@ class RequestLog:
     credits: int
     latency_ms: float | None
     error: str | None
+    unanswered: bool = False
+    """Sent, and no HTTP answer came back: the provider may have charged for it."""
 
 
 class Response(NamedTuple):

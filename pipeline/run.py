@@ -412,7 +412,12 @@ def _run_job(
         output=str(output_path), providers=[p.name for p in providers],
     )  # fmt: skip
     cap, cap_from = ledger.budget(run_id, max_credits, config.run.max_credits)
-    budget = Budget(cap, ledger.charged(run_id))
+    # Spent so far: what was charged, and what requests that got no answer may have cost.
+    held = sum(
+        ledger.request_totals(run_id, p.name)["unanswered_numbers"] * p.max_credits_per_key()
+        for p in providers
+    )
+    budget = Budget(cap, ledger.charged(run_id) + held)
     engine: Engine | None = None
     try:
         remove_stale_temp_outputs(output_path)

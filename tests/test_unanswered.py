@@ -115,3 +115,31 @@ def test_hung_requests_count_as_unanswered_and_rows_keep_what_answers_cost(
     # What the provider charged beyond the rows is within what the report allows for.
     assert totals["credits"] - figures["credits"] <= figures["credits_possibly_charged"]
     assert "  credits: 200 in the rows (+ up to 60 possibly charged" in result.out
+
+
+def test_the_budget_counts_what_requests_with_no_answer_may_have_cost(
+    cli: Callable[..., CliResult],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    emulator: Emulator,
+) -> None:
+    # Every request is charged (20 credits) and never answered in time: were its
+    # reservation given back, the lane would buy on past the cap at the provider's cost.
+    emulator.set_knobs("tcpa_authority", latency_ms=700)
+    config = _config(write_config, tmp_path, emulator, 60, max_concurrency=2, max_attempts=3)
+    result = cli("run", config, "--max-credits", "100")
+    assert result.code == 3, result.err
+    time.sleep(1.0)  # the late answers of the last requests reach the emulator's log
+    charged = emulator.state("tcpa_authority")["totals"]["credits"]
+    assert 0 < charged <= 100
+    [report] = reports(tmp_path / "state")
+    assert report["budget"]["spent"] == report["providers"]["tcpa_authority"][
+        "credits_possibly_charged"
+    ]
+    assert report["budget"]["spent"] <= 100
+
+    # The resume starts from what is held, so the cap still holds across sessions.
+    again = cli("run", config, "--max-credits", "140")
+    assert again.code == 3, again.err
+    time.sleep(1.0)
+    assert emulator.state("tcpa_authority")["totals"]["credits"] <= 140

@@ -306,7 +306,9 @@ class Lane:
             batch.settle()  # not sent: its rows are skipped_budget
             return None
         log, reply, error = await self._attempt(batch, attempt)
-        self.budget.settle(reserve, log.credits)
+        # A request that got no answer may have been charged all the same: its
+        # reservation stays spent, so the cap holds whatever the provider billed.
+        self.budget.settle(reserve, reserve if log.unanswered else log.credits)
         if reply is not None:
             columns = Columns(
                 batch.keys, reply.statuses, reply.answers, reply.error_list(),
@@ -359,11 +361,15 @@ class Lane:
         sent_at = time.time()
         started = time.monotonic()
         status: int | None = None
+        sent = True  # as far as we know: only a connection never made sent nothing
         try:
             try:
                 response = await self.client.send(request)
                 status = response.status_code
                 reply = self.provider.parse(response, keys)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                sent = False
+                raise TransientError(f"{name}: connection failed: {type(exc).__name__}") from None
             except httpx.TimeoutException:
                 raise TransientError(
                     f"{name}: no answer within {self.settings.timeout_s:g}s"
@@ -378,6 +384,7 @@ class Lane:
             log = RequestLog(
                 request_id, name, attempt, len(keys), sent_at, status,
                 _outcome_name(error), error.credits, latency, str(error),
+                unanswered=sent and status is None,
             )  # fmt: skip
             return log, None, error
         self.pacer.release(answered=True)
