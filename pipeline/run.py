@@ -513,6 +513,9 @@ def _run_job(
             p.name: provider_report(ledger, run_id, p, tallies[p.name], stopped[p.name])
             for p in providers
         }
+        if engine is not None:  # what a kill -9 could have cost this session, at most
+            for name, lane in engine.lanes.items():
+                summary.providers[name]["peak_in_flight"] = lane.in_flight.peak
         summary.credits = sum(t.credits for t in tallies.values())
         report.update(
             finished_at=datetime.now(UTC).isoformat(),
