@@ -2,8 +2,9 @@
 
 ``normalize_phones`` adds the ``phone_*`` columns to a LazyFrame, so polars' streaming
 engine runs the cleaning inside the read. Validity comes from libphonenumber's
-metadata (see :mod:`pipeline.phone_metadata`); each rejected row gets exactly one
-reason from :data:`REJECT_REASONS`, checked in that order.
+metadata, read into a lookup table by leading digits (see
+:mod:`pipeline.validity_table`); each rejected row gets exactly one reason from
+:data:`REJECT_REASONS`, checked in that order.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ from typing import Any, cast
 
 import polars as pl
 
-from pipeline.phone_metadata import (
-    KEY_DIGITS,
-    NANP_REGIONS,
-    NATIONAL_LENGTH,
-    validity_table,
-)
+from pipeline.phone_metadata import NANP_REGIONS, NATIONAL_LENGTH
+from pipeline.validity_table import KEY_DIGITS, validity_table
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
@@ -170,7 +167,7 @@ def _valid_region(national: pl.Expr) -> pl.Expr:
     10-digit ``national`` valid in (null where ``national`` is null).
 
     One lookup by the first KEY_DIGITS digits, then one per deeper level of the table
-    for the few prefixes it leaves undecided (see :mod:`pipeline.phone_metadata`).
+    for the few prefixes it leaves undecided (see :mod:`pipeline.validity_table`).
     """
     number = national.cast(pl.UInt64, strict=False)
     first, *deeper = _tables()

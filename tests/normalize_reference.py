@@ -1,7 +1,7 @@
 """The normalizer as it was before the validity table (pipeline/normalize.py at
 ae1055a), kept verbatim as an oracle: the differential tests check that the faster
 code gives the same output on every row. Validity there is libphonenumber's patterns
-matched per row by polars' regex engine; see pipeline.phone_metadata for the table.
+matched per row by polars' regex engine; see pipeline.validity_table for the table.
 """
 
 from __future__ import annotations

@@ -14,15 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.normalize import REJECT_REASONS, consent_date_expr, normalize_phones
-from pipeline.phone_metadata import (
-    ANSWERS,
-    KEY_DIGITS,
-    NANP_REGIONS,
-    _Dfa,
-    region_rule,
-    region_rules,
-    validity_table,
-)
+from pipeline.phone_metadata import NANP_REGIONS, region_rule, region_rules
+from pipeline.validity_table import ANSWERS, KEY_DIGITS, _Dfa, validity_table
 
 
 def _area_code_is_used(code: int) -> bool:
@@ -321,7 +314,7 @@ def test_consent_date_typed_column() -> None:
     assert frame.select(consent_date_expr("d", pl.Date))["d"].to_list() == ["2021-01-02", None]
 
 
-# --- The validity table (pipeline.phone_metadata.validity_table) ---------------------
+# --- The validity table (pipeline.validity_table) ------------------------------------
 
 
 def test_validity_is_a_lookup_not_libphonenumbers_patterns_per_row() -> None:
