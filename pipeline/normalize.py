@@ -351,4 +351,9 @@ def normalize_consent_dates(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     distinct = distinct.select(
         column, pl.coalesce(dates).dt.to_string("%Y-%m-%d").alias(CONSENT_DATE_COLUMN)
     )
-    return frame.join(distinct, on=column, how="left", maintain_order="left", nulls_equal=True)
+    # Joined onto the date column alone, then put beside the frame: a join of the whole
+    # frame would copy every one of its columns.
+    read = frame.select(column).join(
+        distinct, on=column, how="left", maintain_order="left", nulls_equal=True
+    )
+    return pl.concat([frame, read.select(CONSENT_DATE_COLUMN)], how="horizontal")
