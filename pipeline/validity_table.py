@@ -127,34 +127,40 @@ def _class_digits(items: Any) -> frozenset[int]:
 
 
 class _Dfa:
-    """The NFA's subset automaton, built as it is walked. State 0 accepts nothing."""
+    """The NFA's subset automaton, built as it is walked. State 0 accepts nothing.
+
+    A subset holds only the NFA states that matter (those that read a digit, and the
+    final one), each with what its empty moves reach: fewer, smaller subsets."""
 
     def __init__(self, pattern: str) -> None:
-        self._nfa = _Nfa(pattern)
+        nfa = self._nfa = _Nfa(pattern)
+        matter = [bool(nfa.moves[s]) or s == nfa.final for s in range(len(nfa.eps))]
+        self._reach: list[frozenset[int]] = []
+        for origin in range(len(nfa.eps)):
+            stack, seen = [origin], {origin}
+            while stack:
+                for target in nfa.eps[stack.pop()]:
+                    if target not in seen:
+                        seen.add(target)
+                        stack.append(target)
+            self._reach.append(frozenset(s for s in seen if matter[s]))
         self._ids: dict[frozenset[int], int] = {frozenset(): 0}
         self._sets: list[frozenset[int]] = [frozenset()]
         self._next: dict[tuple[int, int], int] = {}
-        self.start = self._id(frozenset({self._nfa.start}))
+        self.start = self._id(self._reach[nfa.start])
 
     def _id(self, states: frozenset[int]) -> int:
-        stack, seen = list(states), set(states)
-        while stack:
-            for target in self._nfa.eps[stack.pop()]:
-                if target not in seen:
-                    seen.add(target)
-                    stack.append(target)
-        closed = frozenset(seen)
-        if closed not in self._ids:
-            self._ids[closed] = len(self._sets)
-            self._sets.append(closed)
-        return self._ids[closed]
+        if states not in self._ids:
+            self._ids[states] = len(self._sets)
+            self._sets.append(states)
+        return self._ids[states]
 
     def step(self, state: int, digit: int) -> int:
         key = (state, digit)
         if key not in self._next:
-            moves = self._nfa.moves
-            targets = {t for s in self._sets[state] for ds, t in moves[s] if digit in ds}
-            self._next[key] = self._id(frozenset(targets)) if targets else 0
+            moves, reach = self._nfa.moves, self._reach
+            targets = [reach[t] for s in self._sets[state] for ds, t in moves[s] if digit in ds]
+            self._next[key] = self._id(frozenset().union(*targets)) if targets else 0
         return self._next[key]
 
     def accepts(self, state: int) -> bool:
