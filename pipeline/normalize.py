@@ -190,9 +190,10 @@ def normalize_phones(
 
     Cost matters here (every row of every file goes through it), so: one regex
     decides the shape of the whole cell (tel: prefix, dialling characters, extension);
-    rows already decided (blank, not a phone) are masked to null before the costlier
-    steps, which then skip them; the few rows that need a rewrite (a spreadsheet's
-    ``.0``, an extension) get it on their own; validity is a table lookup.
+    the checks and rewrites that only some rows need (the shape with an extension,
+    scientific notation, a spreadsheet's ``.0``, a leading 011) run on those rows only,
+    the others masked to null, which ``str.find`` and ``str.extract`` skip; each
+    intermediate is computed once; validity is a table lookup.
     """
     dtype = frame.collect_schema()[column]
     t = f"{_TMP}phone"
@@ -297,7 +298,7 @@ def normalize_phones(
         pl.lit(_REGION_NAMES).gather(pl.when(shown).then(region)).alias("phone_region"),
         pl.lit(_SOURCE).gather(ok.cast(pl.UInt8)).alias("phone_source"),
     )
-    temporary = [c for c in frame.collect_schema().names() if c.startswith(t)]
+    temporary = [name for name in frame.collect_schema().names() if name.startswith(t)]
     return frame.drop(temporary)
 
 
