@@ -1,7 +1,7 @@
 """``phone-enrich estimate``: what a run would do, without a single call.
 
 It reads and normalizes the input as a run does, asks each provider for its lookup
-keys, dedupes them over the whole file, and asks the ledger which are already
+keys, dedupes them over the whole file, and asks the answer store which are already
 answered (this job's unfinished run, or the cache). What is left is what a run
 would buy: requests (keys / batch size, rounded up per lane), credits (each key at
 the most it can cost: exact for TCPA Authority, an upper bound where hits and
@@ -23,10 +23,10 @@ import polars as pl
 from pipeline.config import Config
 from pipeline.io.reader import ROW_NUMBER, iter_batches, open_input
 from pipeline.jobs import job_id
-from pipeline.ledger import LEDGER_FILE, Ledger
 from pipeline.providers import Provider, build_providers
-from pipeline.providers.base import KEY, REFUSED
-from pipeline.run import check_columns, normalizer
+from pipeline.stages.read import check_columns, normalizer
+from pipeline.store import has_store, open_store
+from pipeline.store.records import Scope, cache_window
 from pipeline.trace import trace_id_expr
 
 FIND_CHUNK = 50_000
@@ -82,10 +82,11 @@ def estimate(config: Config) -> Estimate:
             result.rows += batch.height
             result.valid_phones += int(batch["phone_valid"].sum())
             for provider in providers:
-                planned = provider.plan(batch.lazy()).select(KEY, REFUSED).collect()
+                asks = provider.lookups(batch.lazy())
                 figures = result.providers[provider.name]
-                figures.refused += int(planned[REFUSED].is_not_null().sum())
-                present = planned[KEY].drop_nulls()
+                if asks.refused is not None:
+                    figures.refused += int(batch.select(asks.refused.is_not_null().sum()).item())
+                present = batch.select(asks.key).to_series().drop_nulls()
                 figures.rows_sent += present.len()
                 keys[provider.name].append(present.unique())
         _price(config, source_job=job_id(config, source, providers), providers=providers,
@@ -102,37 +103,31 @@ def _price(
     keys: dict[str, list[pl.Series]],
     result: Estimate,
 ) -> None:
-    ledger_path = Path(config.run.state_dir) / LEDGER_FILE
-    ledger = Ledger(Path(config.run.state_dir)) if ledger_path.exists() else None
+    state_dir = Path(config.run.state_dir)
+    store = open_store(state_dir) if has_store(state_dir) else None
     try:
-        unfinished = ledger.resumable_run(source_job) if ledger else None
+        unfinished = store.resumable_run(source_job) if store else None
         reference = unfinished.cache_cutoff if unfinished else time.time()
         run_id = unfinished.run_id if unfinished else "(estimate)"
-        session = unfinished.session + 1 if unfinished else 1
+        session = unfinished.session + 1 if unfinished else 1  # the session a run would be
         settings = config.providers.enabled()
         for provider in providers:
             figures = result.providers[provider.name]
             series = keys[provider.name]
             unique = pl.concat(series).unique() if series else pl.Series([], dtype=pl.String)
             figures.unique_keys = unique.len()
-            ttl = settings[provider.name].cache_ttl_days
-            cutoff = None if reference is None or ttl <= 0 else reference - ttl * 86_400
-            if ledger is not None and figures.unique_keys:
+            cutoff = cache_window(reference, settings[provider.name].cache_ttl_days)
+            scope = Scope(provider.name, provider.params(), run_id, session, cutoff)
+            if store is not None and figures.unique_keys:
                 as_list = unique.to_list()
                 for start in range(0, len(as_list), FIND_CHUNK):
                     chunk = as_list[start : start + FIND_CHUNK]
-                    rows = ledger.find(provider.name, provider.params(), chunk, run_id, cutoff)
-                    known = {
-                        key
-                        for key, found_run, found_session, status, *_ in rows
-                        if status != "failed" or (found_run == run_id and found_session == session)
-                    }
-                    figures.cached += len(known)
+                    figures.cached += len(store.answered(scope, chunk))
             figures.to_buy = figures.unique_keys - figures.cached
             figures.requests = math.ceil(figures.to_buy / provider.batch_size)
             figures.credits = figures.to_buy * provider.max_credits_per_key()
             rpm = settings[provider.name].requests_per_minute
             figures.minutes = figures.requests / rpm
     finally:
-        if ledger is not None:
-            ledger.close()
+        if store is not None:
+            store.close()

@@ -16,9 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.errors import EXIT_OK, UsageError
 from pipeline.io.reader import InputFile
-from pipeline.ledger import Ledger, RunRecord
 from pipeline.providers import Provider
+from pipeline.store.base import AnswerStore
+from pipeline.store.records import NewRun, RunRecord, RunState, cache_window
 
 
 def new_run_id(now: datetime) -> str:
@@ -77,31 +79,62 @@ def _alive(pid: int) -> bool:
 
 
 def open_run(
-    ledger: Ledger,
+    store: AnswerStore,
     job: str,
     config: Config,
     config_path: str | None,
     started: datetime,
     no_cache: bool,
 ) -> RunRecord:
-    previous = ledger.resumable_run(job)
+    """The job's newest unfinished run, resumed (next session), or a new run."""
+    previous = store.resumable_run(job)
     if previous is not None:
-        return ledger.resume(previous.run_id)
-    return ledger.start(
-        new_run_id(started),
-        job,
-        config_path=config_path,
-        input_path=str(config.input.path),
-        output_path=str(config.output_file),
-        cache_cutoff=None if no_cache else started.timestamp(),
+        return store.resume(previous.run_id)
+    return store.start(
+        NewRun(
+            new_run_id(started),
+            job,
+            config_path=config_path,
+            input_path=str(config.input.path),
+            output_path=str(config.output_file),
+            cache_cutoff=None if no_cache else started.timestamp(),
+        )
     )
 
 
 def cache_from(record: RunRecord, config: Config) -> dict[str, float | None]:
     """Per provider: the oldest fetch time an earlier run's answer may have to be reused."""
-    cache: dict[str, float | None] = {}
-    for name, settings in config.providers.enabled().items():
-        days = settings.cache_ttl_days
-        reference = record.cache_cutoff  # the run's start, or None: --no-cache
-        cache[name] = None if reference is None or days <= 0 else reference - days * 86_400
-    return cache
+    return {
+        name: cache_window(record.cache_cutoff, settings.cache_ttl_days)
+        for name, settings in config.providers.enabled().items()
+    }
+
+
+def run_to_retry(store: AnswerStore, job: str, run_id: str | None, config: Config) -> RunRecord:
+    """The run ``retry`` takes up again: ``run_id`` (which must be of this job), or the
+    job's latest run."""
+    if run_id is None:
+        latest = store.latest_run(job)
+        if latest is None:
+            raise UsageError(
+                f"{config.input.path}: no run of this input with this config to retry; use run"
+            )
+        return latest
+    record = store.get_run(run_id)
+    if record is None:
+        raise UsageError(f"--run {run_id}: no such run in {config.run.state_dir}")
+    if record.job != job:
+        raise UsageError(
+            f"--run {run_id}: that run enriched another input or config "
+            f"({record.input_path} -> {record.output_path}); pass the config it ran with"
+        )
+    return record
+
+
+def finished_run(store: AnswerStore, job: str, output: Path) -> RunRecord | None:
+    """The job's last run, if it finished with every row settled and its output is there:
+    nothing to do (unless forced)."""
+    last = store.latest_run(job)
+    if last is None or last.state != RunState.FINISHED or last.exit_code != EXIT_OK:
+        return None
+    return last if output.exists() else None

@@ -1,21 +1,170 @@
-"""The per-run folder: ``state_dir/runs/<run_id>/report.json`` and ``failed_rows.csv``."""
+"""The run's report: its schema, in one place, and the per-run folder's files.
+
+``state_dir/runs/<run_id>/report.json`` is written at the end of every session
+(whatever ended it) from a :class:`RunReport`; ``failed_rows.csv`` is written as
+the rows go by (:class:`FailedRowsFile`). The keys of report.json are a contract
+with the people and scripts that read it: they are named here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import os
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipeline.ledger import Ledger
-    from pipeline.merge import ProviderTally
-    from pipeline.providers.base import Provider
+from pipeline.run_state import PhoneTally, ProviderTally
+from pipeline.store.records import RequestTotals
 
 FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error")
+
+
+@dataclass(frozen=True)
+class ProviderFigures:
+    """One provider's figures: the request log's (the whole run) and the rows' (this
+    session's output).
+
+    Requests that got no HTTP answer (timed out, dropped, or in flight when a process
+    ended) may still have been charged: their numbers, at the provider's highest price
+    per number, are ``credits_possibly_charged``, on no row.
+    """
+
+    requests: RequestTotals
+    rows: ProviderTally
+    lookups: dict[str, int]
+    """The run's own lookups by status (the store's)."""
+    max_credits_per_key: int
+    stopped: str | None
+    peak_in_flight: int | None = None
+    """The most requests in flight at once this session: what a kill -9 could cost."""
+
+    def as_dict(self) -> dict[str, Any]:
+        by_status = self.rows.by_status()
+        out: dict[str, Any] = {
+            "requests": self.requests.requests,
+            "numbers": self.requests.numbers,
+            "hits": by_status["hit"],
+            "no_match": by_status["no_match"],
+            "invalid_input": by_status["invalid_input"],
+            "failures": by_status["failed"],
+            "retries": self.requests.retries,
+            "http_429": self.requests.http_429,
+            "cache_hits": self.rows.cache_hits,
+            "duplicate_rows": self.rows.duplicates,
+            "credits": self.rows.credits,
+            "credits_charged": self.requests.credits,
+            "unanswered_requests": self.requests.unanswered,
+            "unanswered_numbers": self.requests.unanswered_numbers,
+            "credits_possibly_charged": self.credits_possibly_charged,
+            "lookups": self.lookups,
+            "rows": by_status,
+            "stopped": self.stopped,
+        }
+        if self.peak_in_flight is not None:
+            out["peak_in_flight"] = self.peak_in_flight
+        return out
+
+    @property
+    def credits_possibly_charged(self) -> int:
+        return self.requests.unanswered_numbers * self.max_credits_per_key
+
+
+@dataclass(frozen=True)
+class BudgetFigures:
+    max_credits: int | None
+    source: str
+    """``--max-credits``, ``--max-credits of an earlier session``, ``run.max_credits`` or
+    ``none``."""
+    spent: int
+    """Charged by the run in all its sessions, plus what unanswered requests may cost."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_credits": self.max_credits, "from": self.source, "spent": self.spent}
+
+
+@dataclass(frozen=True)
+class InputFigures:
+    path: str
+    format: str | None = None
+    encoding: str | None = None
+    replaced_bytes: int = 0
+    """Bytes read as U+FFFD (``encoding_errors = "replace"``)."""
+    line_ends: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class RunReport:
+    """report.json of one session. A session that failed before it began (bad input, a
+    missing key) has no figures, only ``error``."""
+
+    run_id: str
+    config: str | None
+    started_at: datetime
+    input: InputFigures
+    output: Path
+    exit_code: int = 0
+    error: str | None = None
+    session: int | None = None
+    finished_at: datetime | None = None
+    duration_s: float = 0.0
+    phones: PhoneTally | None = None
+    providers: dict[str, ProviderFigures] = field(default_factory=dict)
+    budget: BudgetFigures | None = None
+
+    @property
+    def credits(self) -> int:
+        return sum(p.rows.credits for p in self.providers.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.phones is None:  # ended before it began
+            return {
+                "run_id": self.run_id,
+                "config": self.config,
+                "started_at": self.started_at.isoformat(),
+                "input": {"path": self.input.path},
+                "output": {"path": str(self.output)},
+                "exit_code": self.exit_code,
+                "error": self.error,
+            }
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "session": self.session,
+            "config": self.config,
+            "started_at": self.started_at.isoformat(),
+            "input": {
+                "path": self.input.path,
+                "format": self.input.format,
+                "encoding": self.input.encoding,
+                "replaced_bytes": self.input.replaced_bytes,
+                "line_ends": self.input.line_ends,
+                "fingerprint": self.input.fingerprint,
+            },
+            "output": {"path": str(self.output)},
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        out.update(
+            finished_at=self.finished_at.isoformat() if self.finished_at else None,
+            duration_s=round(self.duration_s, 3),
+            exit_code=self.exit_code,
+            rows=self.phones.rows,
+            phones={
+                "valid": self.phones.valid,
+                "rejected": self.phones.rows - self.phones.valid,
+                "reasons": dict(sorted(self.phones.reasons.items())),
+            },
+            providers={name: p.as_dict() for name, p in self.providers.items()},
+            credits_total=self.credits,
+            budget=self.budget.as_dict() if self.budget else None,
+        )
+        if self.phones.consent_dates:
+            out["consent_dates"] = dict(self.phones.consent_dates)
+        return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -31,24 +180,16 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_report(run_dir: Path, report: dict[str, Any]) -> Path:
+def write_report(run_dir: Path, report: RunReport) -> Path:
     """Write report.json (atomically) and return its path."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "report.json"
-    _atomic_write(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    _atomic_write(path, json.dumps(report.as_dict(), indent=2, sort_keys=False) + "\n")
     return path
 
 
-def write_failed_rows(run_dir: Path, rows: list[tuple[str, int, str, str, str]]) -> Path:
-    """Write failed_rows.csv: one line per lookup that failed (header only if none)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "failed_rows.csv"
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(FAILED_ROWS_HEADER)
-    writer.writerows(rows)
-    _atomic_write(path, text.getvalue())
-    return path
+FailedRow = tuple[str, int, str, str, str]
+"""(row_trace_id, row_number, provider, status, error)."""
 
 
 class FailedRowsFile:
@@ -66,7 +207,7 @@ class FailedRowsFile:
         self._writer.writerow(FAILED_ROWS_HEADER)
         self.count = 0
 
-    def add(self, rows: list[tuple[str, int, str, str, str]]) -> None:
+    def add(self, rows: list[FailedRow]) -> None:
         self._writer.writerows(rows)
         self.count += len(rows)
 
@@ -77,47 +218,8 @@ class FailedRowsFile:
             self._fh.close()
             os.replace(self._tmp, self.path)
         except BaseException:
-            self.discard()
+            with contextlib.suppress(OSError):  # its buffer may be what cannot be written
+                self._fh.close()
+            self._tmp.unlink(missing_ok=True)
             raise
         return self.path
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):  # its buffer may be what cannot be written
-            self._fh.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-def provider_report(
-    ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
-) -> dict[str, Any]:
-    """One provider's figures for report.json: the request log's and the rows'.
-
-    Requests that got no HTTP answer (timed out, dropped, or in flight when a process
-    ended) may still have been charged: their numbers, at the provider's highest price
-    per number, are ``credits_possibly_charged``, on no row (the rows' credits stay what
-    the answers that arrived cost).
-    """
-    totals = ledger.request_totals(run_id, provider.name)
-    rows = tally.as_dict()
-    by_status = rows["rows"]
-    assert isinstance(by_status, dict)
-    return {
-        "requests": totals["requests"],
-        "numbers": totals["numbers"],
-        "hits": by_status["hit"],
-        "no_match": by_status["no_match"],
-        "invalid_input": by_status["invalid_input"],
-        "failures": by_status["failed"],
-        "retries": totals["retries"],
-        "http_429": totals["http_429"],
-        "cache_hits": tally.cache_hits,
-        "duplicate_rows": tally.duplicates,
-        "credits": tally.credits,
-        "credits_charged": totals["credits"],
-        "unanswered_requests": totals["unanswered"],
-        "unanswered_numbers": totals["unanswered_numbers"],
-        "credits_possibly_charged": totals["unanswered_numbers"] * provider.max_credits_per_key(),
-        "lookups": ledger.lookup_counts(run_id, provider.name),
-        "rows": by_status,
-        "stopped": stopped,
-    }

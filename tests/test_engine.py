@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from pipeline.engine.engine import Engine
-from pipeline.engine.lane import Batch, Ticket
 from pipeline.engine.pacer import Pacer
+from pipeline.engine.stops import StopKind, StopReason
+from pipeline.engine.tickets import Batch, Ticket
 from pipeline.ledger import Ledger
 from pipeline.provider_config import TcpaAuthoritySettings
 from pipeline.providers.tcpa_authority import TcpaAuthority
@@ -108,7 +109,8 @@ def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: Ledger) -
         ticket = e.submit("tcpa_authority", items(50))
         e.close_input()
         ticket.future.result(timeout=10)
-        assert "HTTP 401" in (e.stopped("tcpa_authority") or "")
+        stop = e.stopped("tcpa_authority")
+        assert stop is not None and stop.kind is StopKind.REFUSED and "HTTP 401" in stop.message
     assert recorder.sizes == [10]  # one refusal, then nothing more is sent
     assert ledger.lookup_counts(RUN, "tcpa_authority") == {}
     totals = ledger.request_totals(RUN, "tcpa_authority")
@@ -187,8 +189,8 @@ def test_a_stop_ends_a_retry_wait_at_once_and_nothing_more_is_sent(ledger: Ledge
             time.sleep(0.005)
         time.sleep(0.1)  # the lane is now in its 60 s wait
         stopped_at = time.monotonic()
-        e.stop("stopped by SIGTERM")
+        e.stop(StopReason.interrupted("stopped by SIGTERM"))
         ticket.future.result(timeout=5)
     assert time.monotonic() - stopped_at < 2
     assert len(recorder.sent_at) == 1  # the retry was dropped, not sent
-    assert e.stopped("tcpa_authority") == "stopped by SIGTERM"
+    assert e.stopped("tcpa_authority") == StopReason.interrupted("stopped by SIGTERM")

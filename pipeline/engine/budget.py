@@ -8,8 +8,7 @@ counts every session: a resumed run starts from what it already paid.
 
 from __future__ import annotations
 
-BUDGET_REACHED = "budget reached"
-"""How a lane stopped by the cap says so (rows it did not send are ``skipped_budget``)."""
+from pipeline.engine.stops import StopReason
 
 
 class Budget:
@@ -35,7 +34,7 @@ class Budget:
         self.reserved -= reserved
         self.spent += charged
 
-    def reason(self) -> str:
+    def reason(self) -> StopReason:
         # No "N spent": requests in flight have not settled yet when a lane stops, and
         # the figure would disagree with the run's credits (the summary's budget line).
-        return f"{BUDGET_REACHED}: max_credits {self.cap:,}"
+        return StopReason.budget(f"budget reached: max_credits {self.cap:,}")

@@ -19,9 +19,11 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from pipeline.engine.budget import Budget
-from pipeline.engine.lane import Lane, Lookup, Ticket
+from pipeline.engine.lane import Lane, Lookup
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
+from pipeline.engine.stops import StopReason
+from pipeline.engine.tickets import Ticket
 from pipeline.errors import StoreError
 from pipeline.ledger import Ledger
 from pipeline.provider_config import ProviderSettings
@@ -106,7 +108,7 @@ class Engine(AbstractContextManager["Engine"]):
 
     def _store_failed(self, error: StoreError) -> None:
         for lane in self.lanes.values():  # on the loop's thread already
-            lane.stop(str(error))
+            lane.stop(StopReason.store(str(error)))
 
     @property
     def failure(self) -> StoreError | None:
@@ -130,19 +132,19 @@ class Engine(AbstractContextManager["Engine"]):
 
     def flush_through(self, ticket: Ticket) -> None:
         """Someone waits on ``ticket`` and no more keys are coming: send its keys now."""
-        if ticket.lane is not None and not ticket.future.done():
-            self.portal.call(ticket.lane.flush_through, ticket)
+        if ticket.provider is not None and not ticket.future.done():
+            self.portal.call(self.lanes[ticket.provider].flush_through, ticket)
 
     def close_input(self) -> None:
         """Every key has been submitted; lanes send what is left and end."""
         for lane in self.lanes.values():
             self.portal.call(lane.close_input)
 
-    def stopped(self, provider: str) -> str | None:
+    def stopped(self, provider: str) -> StopReason | None:
         """Why the provider's lane stopped (its key was refused), if it did."""
         return self.lanes[provider].stopped
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Stop every lane: nothing new is sent; requests in flight finish and commit.
 
         Safe from any thread but the loop's, at any time (a signal handler calls it): once
@@ -162,7 +164,7 @@ class Engine(AbstractContextManager["Engine"]):
         try:
             if self._done is not None:
                 if exc is not None:
-                    self.stop("the run was interrupted")
+                    self.stop(StopReason.interrupted("the run was interrupted"))
                 self.close_input()
                 if exc is None:
                     self._done.result()

@@ -18,8 +18,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 
 import anyio
 import httpx
@@ -29,6 +27,8 @@ from pipeline.engine.budget import Budget
 from pipeline.engine.inflight import InFlight
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
+from pipeline.engine.stops import StopReason
+from pipeline.engine.tickets import Batch, Segment, Ticket
 from pipeline.errors import (
     BadRequestError,
     LaneStoppedError,
@@ -46,65 +46,6 @@ request carries for it (:data:`~pipeline.providers.base.CARRY`)."""
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
-
-
-class Ticket:
-    """Keys submitted together; its future is done once every one is committed or dropped."""
-
-    def __init__(self, count: int, lane: Lane | None = None) -> None:
-        self.remaining = count
-        self.queued = count
-        """Of its keys, how many still wait in the lane's queue (not yet in a request)."""
-        self.lane = lane
-        self.future: Future[None] = Future()
-        if count == 0:
-            self.future.set_result(None)
-
-    def settle(self, count: int) -> None:
-        self.remaining -= count
-        if self.remaining <= 0 and not self.future.done():
-            self.future.set_result(None)
-
-
-@dataclass
-class Batch:
-    """Keys going out in one request, their first rows, and whose tickets they are."""
-
-    keys: list[str] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    carry: list[str | None] = field(default_factory=list)
-    parts: list[tuple[Ticket, int]] = field(default_factory=list)
-    spent: int = 0
-    """Credits charged for answers of earlier attempts that could not be used."""
-
-    def settle(self) -> None:
-        for ticket, count in self.parts:
-            ticket.settle(count)
-
-    def halves(self) -> tuple[Batch, Batch]:
-        middle = len(self.keys) // 2
-        first, second = (
-            Batch(self.keys[:middle], self.rows[:middle], self.carry[:middle], spent=self.spent),
-            Batch(self.keys[middle:], self.rows[middle:], self.carry[middle:]),
-        )
-        left = middle
-        for ticket, count in self.parts:
-            take = min(left, count)
-            if take:
-                first.parts.append((ticket, take))
-            if count - take:
-                second.parts.append((ticket, count - take))
-            left -= take
-        return first, second
-
-
-@dataclass
-class _Segment:
-    keys: list[str]
-    rows: list[int]
-    carry: list[str | None]
-    ticket: Ticket
-    start: int = 0
 
 
 class Lane:
@@ -127,11 +68,11 @@ class Lane:
         self.sink = sink
         self.pacer = pacer or Pacer(settings.requests_per_minute, **provider.pacer_options())
         self.batch_size = provider.batch_size
-        self.stopped: str | None = None
+        self.stopped: StopReason | None = None
         self._rng = rng or random.Random()
         self.budget = budget or Budget(None)
         self._per_key = provider.max_credits_per_key()
-        self._queue: deque[_Segment] = deque()
+        self._queue: deque[Segment] = deque()
         self._queued = 0
         self._input_done = False
         self._flush_for: Ticket | None = None
@@ -147,7 +88,7 @@ class Lane:
     def submit(self, items: Sequence[Lookup]) -> Ticket:
         """Queue lookups (key, first row[, carry]); the ticket is done when all are
         committed."""
-        ticket = Ticket(len(items), self)
+        ticket = Ticket(len(items), self.provider.name)
         if self.stopped is not None or not items:
             ticket.queued = 0
             ticket.settle(len(items))
@@ -155,7 +96,7 @@ class Lane:
         keys = [item[0] for item in items]
         rows = [item[1] for item in items]
         carry = [item[2] if len(item) > 2 else None for item in items]
-        self._queue.append(_Segment(keys, rows, carry, ticket))
+        self._queue.append(Segment(keys, rows, carry, ticket))
         self._queued += len(keys)
         self._wake.set()
         return ticket
@@ -172,7 +113,7 @@ class Lane:
         self._input_done = True
         self._wake.set()
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Refuse everything from now on; queued keys are left for a later run."""
         if self.stopped is None:
             self.stopped = reason
@@ -340,7 +281,7 @@ class Lane:
                               [batch.spent + error.credits], batch.rows)  # fmt: skip
             await self.sink.commit(log, refused)
         elif isinstance(error, LaneStoppedError):
-            self.stop(str(error))  # before the slot goes to the next request
+            self.stop(StopReason.refused(str(error)))  # before the slot goes to the next request
             spent = batch.spent + error.credits  # paid for: filed, so credits reconcile
             paid = Columns.failed(batch.keys, batch.rows, str(error), spent) if spent else None
             await self.sink.commit(log, paid)

@@ -1,0 +1,129 @@
+"""What the terminal shows of a run: the progress line (or JSON lines off a terminal)
+and the summary at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from pipeline.progress import Progress
+from pipeline.summary import RunSummary
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
+    """On a terminal, one line redrawn in place with a bar; off one (cron), a JSON line
+    each time, for log files; nothing with --quiet."""
+    if quiet:
+        return None
+    tty = sys.stderr.isatty()
+
+    def show(progress: Progress) -> None:
+        if not tty:
+            line = json.dumps({"event": "progress", **progress.as_dict()})
+            print(line, file=sys.stderr, flush=True)
+            return
+        total = progress.rows_total
+        share = min(1.0, progress.rows / total) if total else 0.0
+        bar = "#" * int(share * 20) + "-" * (20 - int(share * 20))
+        line = (
+            f"[{bar}] {progress.rows:,}/{total or 0:,} rows | {progress.requests:,} requests"
+            f" | {progress.credits:,} credits | {progress.failed:,} failed"
+            f" | {_duration(progress.elapsed_s)} elapsed, ETA {_duration(progress.eta_s)}"
+        )
+        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def print_summary(summary: RunSummary) -> None:
+    try:
+        _summary_lines(summary)
+    except BrokenPipeError:  # the reader left (`| head`): the run's exit code still counts
+        stdout_to_devnull()
+
+
+def _summary_lines(summary: RunSummary) -> None:
+    print(f"run {summary.run_id}: {summary.rows:,} rows in {summary.duration_s:.1f}s")
+    print(f"  valid phones: {summary.valid:,}   rejected: {summary.rows - summary.valid:,}")
+    if summary.reasons:
+        reasons = ", ".join(f"{name} {count:,}" for name, count in summary.reasons.items())
+        print(f"  reject reasons: {reasons}")
+    if summary.consent_dates:
+        dates = ", ".join(f"{name} {count:,}" for name, count in summary.consent_dates.items())
+        print(f"  consent dates: {dates}")
+    for name, figures in summary.providers.items():
+        rows = figures["rows"]
+        shown = ", ".join(f"{status} {count:,}" for status, count in rows.items() if count)
+        print(
+            f"  {name}: {shown}; {figures['requests']:,} requests, "
+            f"{figures['retries']:,} retries, {figures['http_429']:,} throttled, "
+            f"{figures['cache_hits']:,} cache hits, {figures['credits']:,} credits"
+        )
+        if unanswered := figures["unanswered_requests"]:
+            print(
+                f"  {name}: {unanswered:,} request{'s' if unanswered != 1 else ''} got no answer "
+                f"({figures['unanswered_numbers']:,} numbers): up to "
+                f"{figures['credits_possibly_charged']:,} credits may have been charged for them"
+            )
+        if figures["stopped"]:
+            print(f"  {name} stopped: {figures['stopped']}")
+    possibly = sum(f["credits_possibly_charged"] for f in summary.providers.values())
+    if summary.providers:
+        extra = f" (+ up to {possibly:,} possibly charged for requests that got no answer)"
+        print(f"  credits: {summary.credits:,} in the rows" + (extra if possibly else ""))
+    budget = summary.budget
+    if budget.get("max_credits") is not None:
+        held = " (what was charged, and the most that requests with no answer may have cost)"
+        print(
+            f"  budget: {budget['max_credits']:,} credits ({budget['from']}), "
+            f"{budget['spent']:,} spent by this run in all its sessions"
+            + (held if summary.providers and possibly else "")
+        )
+    print(f"  output: {summary.output}")
+    print(f"  report: {summary.report}")
+
+
+def provider_table(summary: RunSummary, charged: dict[str, int]) -> str:
+    """Per provider: what the rows got, and our credits beside what its emulator charged."""
+    head = ("provider", "hit", "no_match", "invalid", "failed", "not_req", "requests",
+            "cached", "credits", "charged")  # fmt: skip
+    lines: list[tuple[str, ...]] = [head]
+    for name, figures in summary.providers.items():
+        rows = figures["rows"]
+        lines.append((
+            name, *(f"{rows[s]:,}" for s in ("hit", "no_match", "invalid_input", "failed")),
+            f"{rows['not_requested']:,}", f"{figures['requests']:,}",
+            f"{figures['cache_hits']:,}", f"{figures['credits']:,}",
+            f"{charged.get(name, 0):,}",
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                  enumerate(zip(line, widths, strict=True)))
+        for line in lines
+    ]  # fmt: skip
+    ours, theirs = summary.credits, sum(charged.values())
+    verdict = "they match" if ours == theirs else "MISMATCH"
+    text.append(f"credits in the output {ours:,}; charged by the emulators {theirs:,}: {verdict}")
+    return "\n".join(text)
+
+
+def stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so what is still buffered has somewhere to go."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (captured in tests): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)

@@ -1,0 +1,32 @@
+"""What a ``run`` or ``retry`` command asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from pipeline.config import Config
+from pipeline.progress import Progress
+from pipeline.stopping import StopRequest
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a ``run`` or ``retry`` command asks for."""
+
+    config: Config
+    config_path: str | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    progress_every_s: float = 2.0
+    no_cache: bool = False
+    force: bool = False
+    """Run even if the same job already finished (``--force``; always for ``retry``)."""
+    transport: httpx.AsyncBaseTransport | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
+    max_credits: int | None = None
+    """``--max-credits``: kept with the run (:meth:`AnswerStore.budget`)."""
+    retry: bool = False
+    retry_run: str | None = None
+    """With ``retry``: the run to take up again (None: the job's latest)."""
