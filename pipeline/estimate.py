@@ -24,8 +24,8 @@ from pipeline.config import Config
 from pipeline.io.reader import ROW_NUMBER, iter_batches, open_input
 from pipeline.jobs import job_id
 from pipeline.ledger import LEDGER_FILE, Ledger
+from pipeline.plan import KEY, REFUSED, lookup_frame
 from pipeline.providers import Provider, build_providers
-from pipeline.providers.base import KEY, REFUSED
 from pipeline.run import check_columns, normalizer
 from pipeline.trace import trace_id_expr
 
@@ -82,7 +82,7 @@ def estimate(config: Config) -> Estimate:
             result.rows += batch.height
             result.valid_phones += int(batch["phone_valid"].sum())
             for provider in providers:
-                planned = provider.plan(batch.lazy()).select(KEY, REFUSED).collect()
+                planned = lookup_frame(provider, batch.lazy()).select(KEY, REFUSED).collect()
                 figures = result.providers[provider.name]
                 figures.refused += int(planned[REFUSED].is_not_null().sum())
                 present = planned[KEY].drop_nulls()

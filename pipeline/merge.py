@@ -17,8 +17,8 @@ import polars as pl
 from pipeline.engine.budget import BUDGET_REACHED
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
-from pipeline.plan import PlannedBatch, RunContext
-from pipeline.providers.base import KEY, REFUSED, Provider
+from pipeline.plan import KEY, REFUSED, PlannedBatch, RunContext
+from pipeline.providers.base import Provider
 
 STATUSES = ("hit", "no_match", "invalid_input", "failed", "skipped_budget", "not_requested")
 NOT_SENT = "not looked up: the run ended before this lookup was sent"
@@ -137,7 +137,7 @@ def provider_columns(
     ours = pl.col("__pe_run") == pl.lit(ctx.run_id)
     first = pl.col(ROW_NUMBER) == pl.col("__pe_first")
     credits = pl.when(ours & first).then(pl.col("__pe_credits")).otherwise(0).fill_null(0)
-    derived_names = provider.derived()
+    derived_names = provider.derived(key)
     answer_fields = {
         provider.sources.get(name, name): dtype
         for name, dtype in provider.fields.items()
@@ -147,7 +147,7 @@ def provider_columns(
     settled = found.is_in(["hit", "no_match"])
     derived = [
         pl.when(key.is_not_null()).then(expr).alias(name)
-        for name, expr in provider.derived().items()
+        for name, expr in provider.derived(key).items()
     ]
     frame = joined.with_columns(
         status.alias(f"{p}_status"),

@@ -1,6 +1,6 @@
 """Plan each batch: which lookups each provider needs, and which of them must be bought.
 
-A row's lookup key comes from its provider (:meth:`Provider.plan`). Within a batch
+A row's lookup key comes from its provider (:meth:`Provider.lookups`). Within a batch
 the keys are deduplicated, keeping the first row that asked (it will carry the
 credits). A key is bought only when nothing can answer it already:
 
@@ -27,9 +27,29 @@ from pipeline.engine.lane import Lookup, Ticket
 from pipeline.io.reader import ROW_NUMBER
 from pipeline.ledger import Ledger
 from pipeline.normalize import PHONE_COLUMNS, normalize_phones
-from pipeline.providers.base import CARRY, KEY, REFUSED, Provider, carried
+from pipeline.providers.base import Provider
 
 PRUNE_EVERY = 200_000
+
+KEY = "__pe_key"
+"""Column of each row's lookup key (null: none), from :attr:`LookupExprs.key`."""
+REFUSED = "__pe_refused"
+"""Column of why a row is ``invalid_input`` before any call, from :attr:`LookupExprs.refused`."""
+CARRY = "__pe_carry"
+"""Column of what a request carries besides its key, from :attr:`LookupExprs.carry`."""
+_NO_TEXT = pl.lit(None, dtype=pl.String)
+
+
+def lookup_frame(provider: Provider, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """ROW_NUMBER and each row's lookup by ``provider``, in the KEY, REFUSED and CARRY
+    columns (null where the provider has no such expression)."""
+    lookups = provider.lookups(frame)
+    return frame.select(
+        ROW_NUMBER,
+        lookups.key.alias(KEY),
+        (_NO_TEXT if lookups.refused is None else lookups.refused).alias(REFUSED),
+        (_NO_TEXT if lookups.carry is None else lookups.carry).alias(CARRY),
+    )
 
 
 @dataclass(frozen=True)
@@ -91,10 +111,7 @@ class Planner:
         return planned
 
     def _plan_one(self, provider: Provider, batch: pl.DataFrame) -> ProviderPlan:
-        planned = provider.plan(batch.lazy())
-        keys = planned.select(ROW_NUMBER, KEY, REFUSED, carried(planned)).collect(
-            engine="in-memory"
-        )
+        keys = lookup_frame(provider, batch.lazy()).collect(engine="in-memory")
         firsts = (  # rows are in input order: the first row's carry goes with the key
             keys.lazy()
             .filter(pl.col(KEY).is_not_null())

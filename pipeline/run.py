@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import polars as pl
 
+from pipeline.columns import missing_column
 from pipeline.config import Config
 from pipeline.engine.budget import Budget
 from pipeline.engine.engine import Engine
@@ -108,10 +109,7 @@ def check_columns(config: Config, source: InputFile, providers: list[Provider]) 
     }
     for key, column in wanted.items():
         if column is not None and column not in source.columns:
-            shown = ", ".join(source.columns[:12]) + (", ..." if len(source.columns) > 12 else "")
-            raise InputError(
-                f"{source.path}: no column {column!r} (set by {key}); the file has: {shown}"
-            )
+            raise missing_column(column, key, source.columns, where=str(source.path))
     clashes = [c for c in added_columns(config, providers) if c in source.columns]
     if clashes:
         raise InputError(

@@ -22,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.emulators import Emulator, ProviderKnobs, key_label
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES
 from pipeline.emulators.server import APPS
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES, parse_date, reassigned_on
+from pipeline.emulators.tcpa_authority import parse_date, reassigned_on
 
 TCPA = "tcpa_authority"
 PATH = "/Data/TCPAAuthority"
