@@ -64,7 +64,6 @@ from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.normalize import normalize_phones  # noqa: E402
 from pipeline.provider_config import ProviderSettings  # noqa: E402
 from pipeline.providers import Provider, build_providers  # noqa: E402
-from pipeline.providers.base import KEY, carried  # noqa: E402
 from pipeline.trace import TRACE_ID_COLUMN  # noqa: E402
 
 EMULATOR_KEY = "emulator-key"
@@ -218,15 +217,18 @@ def provider_for(single: Single, url: str, **settings: Any) -> tuple[Provider, P
 
 
 def lookups(single: Single, provider: Provider, count: int, offset: int) -> list[Lookup]:
-    """(key, row, carry) for ``count`` synthetic rows, by the provider's own plan()."""
+    """(key, row, carry) for ``count`` synthetic rows, by the provider's own lookups()."""
     frame = pl.DataFrame(single.rows(count, offset)).with_columns(
         pl.Series(TRACE_ID_COLUMN, [f"bench-{i:09d}" for i in range(offset, offset + count)])
     )
-    planned = provider.plan(normalize_phones(frame.lazy(), "phone")).collect()
+    normalized = normalize_phones(frame.lazy(), "phone")
+    asked = provider.lookups(normalized)
+    carry = pl.lit(None, dtype=pl.String) if asked.carry is None else asked.carry
     firsts = (
-        planned.select(KEY, carried(planned))
-        .filter(pl.col(KEY).is_not_null())
-        .unique(KEY, keep="first", maintain_order=True)
+        normalized.select(asked.key.alias("key"), carry.alias("carry"))
+        .filter(pl.col("key").is_not_null())
+        .unique("key", keep="first", maintain_order=True)
+        .collect()
         .rows()
     )
     assert len(firsts) == count, f"{single.name}: {len(firsts)} lookups from {count} rows"

@@ -14,7 +14,8 @@ import hashlib
 import polars as pl
 
 TRACE_ID_COLUMN = "row_trace_id"
-MAX_ROWS = 10**12
+_PAD = 10**12
+"""Added to a row number so its text is 13 digits: a leading 1, then the 12 of the id."""
 
 
 def trace_prefix(fingerprint: str) -> str:
@@ -26,8 +27,8 @@ def trace_prefix(fingerprint: str) -> str:
 
 def trace_id_expr(fingerprint: str, row_number: str) -> pl.Expr:
     """``row_trace_id`` for the 1-based row numbers in column ``row_number`` (below
-    MAX_ROWS: the id's last group holds 12 digits)."""
+    10**12: the id's last group holds 12 digits)."""
     # The 12 digits, zero-padded: the row number plus 10**12 as text, less its leading
     # 1 (half the cost of str.zfill).
-    digits = (pl.col(row_number).cast(pl.Int64) + MAX_ROWS).cast(pl.String).str.slice(1)
+    digits = (pl.col(row_number).cast(pl.Int64) + _PAD).cast(pl.String).str.slice(1)
     return pl.format(trace_prefix(fingerprint) + "{}", digits).alias(TRACE_ID_COLUMN)

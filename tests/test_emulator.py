@@ -22,8 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.emulators import Emulator, ProviderKnobs, key_label
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES, fictional, nanp_shaped
 from pipeline.emulators.server import APPS
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES, parse_date, reassigned_on
+from pipeline.emulators.state import Request
+from pipeline.emulators.tcpa_authority import parse_date, reassigned_on
 
 TCPA = "tcpa_authority"
 PATH = "/Data/TCPAAuthority"
@@ -619,3 +621,36 @@ def test_every_date_format_reads_the_same_day(day: date) -> None:
 )
 def test_unreadable_dates(text: str) -> None:
     assert parse_date(text) is None
+
+
+@pytest.mark.parametrize(
+    ("phone", "refused"),
+    [
+        ("2125550142", "fictional"),  # 555-0100 .. 555-0199: reserved for fiction
+        ("1075276405", "area code 1xx"),
+        ("7070276405", "exchange 0xx"),
+        ("2125550200", None),  # just outside the fictional range
+        ("2125550099", None),
+    ],
+)
+def test_every_emulator_applies_the_one_nanp_rule(phone: str, refused: str | None) -> None:
+    """TCPA Authority, CheckThatPhone, TDG reverse phone and ID verify refuse the same
+    numbers (one rule, in ``pipeline.emulators.nanp``), each in its API's own words."""
+    tcpa = {"Data": [{"PhoneNumber": phone, "Date": "20200101"}]}
+    bodies: dict[str, tuple[str, dict[str, Any]]] = {
+        "tcpa_authority": ("/Data/TCPAAuthority", tcpa),
+        "checkthatphone": ("/v1/lookup", {"phone": phone}),
+        "tdg_reverse_phone": ("/v3/lookup/phone", {"Phone": phone}),
+        "tdg_id_verify": ("/v2/verify/id", {"Phone": phone, "FName": "Ada"}),
+    }
+    assert (fictional(phone) or not nanp_shaped(phone)) == (refused is not None)
+    for name, (path, body) in bodies.items():
+        app = APPS[name]()
+        request = Request("POST", path, {}, {}, json.dumps(body).encode())
+        prepared = app.prepare(request)
+        if name == "checkthatphone":  # a refused phone is a 200 with action "error"
+            lookup = prepared.payload
+            said = lookup.problem if lookup.number is None else None
+        else:
+            said = None if prepared.error is None else prepared.error.body.decode()
+        assert (said is not None) == (refused is not None), (name, said)

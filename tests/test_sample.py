@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 from pipeline import sample
 from pipeline.sample import COLUMNS, write_sample
+from pipeline.sample import phones as phone_column
 
 ROWS = 20_000
 
@@ -152,7 +153,7 @@ def test_parquet_has_the_same_data_as_csv(data_dir: Path, leads: pl.DataFrame) -
 
 # -- the phone column --------------------------------------------------------------------------
 
-_US_CA = "|".join(sample.US_AREA_CODES + sample.CA_AREA_CODES)
+_US_CA = "|".join(phone_column.US_AREA_CODES + phone_column.CA_AREA_CODES)
 _NUMBER = rf"(?:{_US_CA})"
 _VALID_FORMATS = {
     "plain": rf"{_NUMBER}\d{{7}}",
@@ -200,7 +201,7 @@ def test_phone_has_nulls(phones: list[str | None]) -> None:
 
 def test_phone_has_caribbean_numbers(phones: list[str | None]) -> None:
     caribbean = {"JM", "DO", "PR", "BS", "BM", "BB", "TT"}
-    starts = tuple(p[:3] for p in sample.CARIBBEAN_PREFIXES)
+    starts = tuple(p[:3] for p in phone_column.CARIBBEAN_PREFIXES)
     candidates = [p for p in phones if p and re.sub(r"\D", "", p)[-10:].startswith(starts)]
     regions = {_region(p) for p in candidates}
     assert regions & caribbean

@@ -31,9 +31,9 @@ from pipeline.errors import (
 )
 from pipeline.ledger import Ledger
 from pipeline.provider_config import TdgIdVerifySettings, TdgReversePhoneSettings
-from pipeline.providers.base import KEY, REFUSED
+from pipeline.providers.tdg_common import ADAPTIVE
 from pipeline.providers.tdg_id_verify import TdgIdVerify
-from pipeline.providers.tdg_reverse_phone import ADAPTIVE, TdgReversePhone
+from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
 
 SECRET = "tdg-secret-key-123"
@@ -200,7 +200,7 @@ def test_id_verify_sends_only_the_fields_a_row_has() -> None:
     assert request.headers["x-api-key"] == SECRET and SECRET not in repr(id_verify())
 
 
-def test_id_verify_plan_maps_columns_and_reads_same_named_ones() -> None:
+def test_id_verify_lookups_map_columns_and_read_same_named_ones() -> None:
     frame = pl.LazyFrame(
         {
             "surname": ["Lovelace", "Hopper", None],
@@ -210,18 +210,20 @@ def test_id_verify_plan_maps_columns_and_reads_same_named_ones() -> None:
             "phone_valid": [True, True, False],
         }
     )
-    planned = id_verify(columns={"LName": "surname", "Zip": "zip"}).plan(frame).collect().to_dicts()
-    first = json.loads(planned[0][KEY])
+    asked = id_verify(columns={"LName": "surname", "Zip": "zip"}).lookups(frame)
+    assert asked.refused is not None and asked.carry is None
+    planned = frame.select(key=asked.key, refused=asked.refused).collect().to_dicts()
+    first = json.loads(planned[0]["key"])
     assert first == {"FName": "Ada", "LName": "Lovelace", "Address1": None, "Zip": "10001",
                      "Phone": "2124233757", "Email": None}  # fmt: skip
-    assert planned[1][KEY] is None and "Zip 1234 is not a 5-digit ZIP" in planned[1][REFUSED]
-    assert planned[2][KEY] is None and planned[2][REFUSED].endswith("this row has only FName")
+    assert planned[1]["key"] is None and "Zip 1234 is not a 5-digit ZIP" in planned[1]["refused"]
+    assert planned[2]["key"] is None and planned[2]["refused"].endswith("this row has only FName")
 
 
 def test_id_verify_a_mapped_column_the_input_lacks_is_a_clear_input_error() -> None:
     frame = pl.LazyFrame({"phone_normalized": ["2124233757"], "phone_valid": [True]})
     with pytest.raises(InputError, match=r"LName = 'surname', but the input has no column"):
-        id_verify(columns={"LName": "surname"}).plan(frame)
+        id_verify(columns={"LName": "surname"}).lookups(frame)
 
 
 @pytest.mark.parametrize(

@@ -37,14 +37,13 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from zlib import crc32
 
+from pipeline.emulators.hashing import crc_mix
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES, country, fictional, nanp_shaped
 from pipeline.emulators.state import Prepared, ProviderApp, ProviderKnobs, Request, Response
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES
 
 PATH = "/v1/lookup"
 EXAMPLE = "8182925409"
-_MIX, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
 
 # (nanpCarrier, dipCarrier, dipOcn, dipCarrierSubType) per line type.
 _CARRIERS: dict[str, list[tuple[str, str, str, str]]] = {
@@ -111,7 +110,7 @@ _DEACTIVATION_END = date(2025, 12, 15)
 
 
 def _mix(text: str, seed: int = 0) -> int:
-    return (crc32(text.encode(), seed) * _MIX & _MASK) >> 8
+    return crc_mix(text, seed) >> 8
 
 
 def phone_problem(phone: object) -> tuple[str | None, str | None]:
@@ -125,9 +124,9 @@ def phone_problem(phone: object) -> tuple[str | None, str | None]:
         digits = digits[1:]
     if len(digits) != 10:
         return None, "Invalid phone number: expected 10 or 11 digits"
-    if digits[0] in "01" or digits[3] in "01":
+    if not nanp_shaped(digits):
         return None, "Invalid phone number: not a North American number"
-    if digits[3:6] == "555" and digits[6:8] == "01":
+    if fictional(digits):
         return None, "Invalid phone number: a fictional 555-01XX number"
     return digits, None
 
@@ -242,8 +241,8 @@ def answer(number: str, ip: str | None, litigator_filter: bool, sms: bool) -> di
     )
     ip_result, ip_hash = _ip_result(ip)
     area = number[:3]
-    country = "CA" if area in CANADIAN_AREA_CODES else "US"
-    places = _CA_PLACES if country == "CA" else _US_PLACES
+    where = country(number)
+    places = _CA_PLACES if where == "CA" else _US_PLACES
     place = _PLACES.get(area) or places[int(area) % len(places)]
     source = "area-code"
     if ip_hash is not None:  # a valid IP: the geo fields come from it
@@ -253,7 +252,7 @@ def answer(number: str, ip: str | None, litigator_filter: bool, sms: bool) -> di
     state, city, metro, zone = place
     timezone, offset = _ZONES[zone]
     data.update(
-        geoCountry=country, geoState=state, geoCity=city, geoMetro=metro, geoSource=source,
+        geoCountry=where, geoState=state, geoCity=city, geoMetro=metro, geoSource=source,
         timezone=timezone, tzOffset=offset,
     )  # fmt: skip
     return data

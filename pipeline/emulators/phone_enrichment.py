@@ -31,13 +31,13 @@ for a queued fault; a client should honour the longer), 5xx faults.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
 import uuid
 from typing import Any, ClassVar
 
+from pipeline.emulators.hashing import blake64
 from pipeline.emulators.state import Prepared, ProviderApp, ProviderKnobs, Request, Response
 
 PATH = "/v1/enrich/phone"
@@ -57,10 +57,6 @@ COMBINATIONS = (
     "linkedin_id, or email"
 )
 _INSUFFICIENT = re.compile(r"insufficient credits: (\d+) needed, (-?\d+) left")
-
-
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _slug(text: str, keep: str = "") -> str:
@@ -128,7 +124,7 @@ def lookup(fields: dict[str, str | None]) -> dict[str, Any]:
     fictional = {(domain or "").lower(), _domain_of(fields)} & NO_CONTACT_DOMAINS
     phone, found_email, found_linkedin, spent = None, email, linkedin, 0
     for method, text in lookup_methods(fields):
-        h = _hash(f"{method}:{text.lower()}")
+        h = blake64(f"{method}:{text.lower()}")
         spent += 80 + h % 400
         if fictional or (h >> 40) % 100 >= HIT_PERCENT[method]:
             continue

@@ -33,15 +33,14 @@ from __future__ import annotations
 import json
 from datetime import date
 from typing import Any, ClassVar
-from zlib import crc32
 
+from pipeline.emulators.hashing import crc_mix
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES, country, fictional, nanp_shaped, ten_digits
 from pipeline.emulators.state import Prepared, ProviderApp, Request, Response
 
 PATH = "/Data/TCPAAuthority"
 MAX_BATCH = 1000
 FORMATS = "MM/DD/YYYY, YYYY-MM-DD, MM/DD/YY or YYYYMMDD"
-_CANADA = "204 226 236 249 250 289 306 343 365 403 416 418 431 437 438 450 506 514 519 548 579 581 587 604 613 639 647 672 705 709 778 780 782 807 819 825 867 873 902 905"  # noqa: E501
-CANADIAN_AREA_CODES = frozenset(_CANADA.split(" "))
 
 _ZONES = {
     "E": ("America/New_York", "-240"),
@@ -106,35 +105,35 @@ def _fragment(line: str, carrier: str) -> str:
 
 # Index 0..99 of a hash -> the line/carrier JSON fragment; invalid ones last.
 _MIDS: dict[str, list[str]] = {
-    country: [_fragment(line, carrier) for line, carrier, w in rows for _ in range(w)]
-    for country, rows in _LINES.items()
+    nation: [_fragment(line, carrier) for line, carrier, w in rows for _ in range(w)]
+    for nation, rows in _LINES.items()
 }
 _INVALID_FROM = 96  # fragments 96..99 are the "Unknown"/invalid ones (weight 4)
 
 
 def _location(area: str) -> tuple[str, str]:
-    country = "CA" if area in CANADIAN_AREA_CODES else "US"
-    fallback = _CA_FALLBACK if country == "CA" else _US_FALLBACK
+    place = country(area)
+    fallback = _CA_FALLBACK if place == "CA" else _US_FALLBACK
     locale, region, zone = _KNOWN.get(area) or fallback[int(area) % len(fallback)]
     tz, offset = _ZONES[zone]
-    fields = {"Locale": locale, "Region": region, "Country": country, "TZ": tz}
+    fields = {"Locale": locale, "Region": region, "Country": place, "TZ": tz}
     text = ",".join(f'"{k}":{json.dumps(v)}' for k, v in fields.items())
-    return country, f'{text},"UTCOffset":"{offset}"}}'
+    return place, f'{text},"UTCOffset":"{offset}"}}'
 
 
 _LOCATIONS = {f"{a:03d}": _location(f"{a:03d}") for a in range(200, 1000)}
 _REASSIGN_FROM = date(2012, 1, 1).toordinal()
 _REASSIGN_SPAN = date(2024, 12, 31).toordinal() - _REASSIGN_FROM
 _EXAMPLE = "7075276405"
-_SANDBOX, _MIX, _MASK = 0x5EED, 0x9E3779B97F4A7C15, (1 << 64) - 1
+_SANDBOX = 0x5EED
 
 
 def profile(number: str, sandbox: bool = False) -> tuple[str, int | None, str]:
     """(answer-fragment, reassigned-on ordinal or -1 for null or None, location) of a number."""
-    h = (crc32(number.encode(), _SANDBOX if sandbox else 0) * _MIX & _MASK) >> 16
-    country, location = _LOCATIONS[number[:3]]
+    h = crc_mix(number, _SANDBOX if sandbox else 0) >> 16
+    nation, location = _LOCATIONS[number[:3]]
     pick = h % 100
-    mid = _MIDS[country][pick]
+    mid = _MIDS[nation][pick]
     if number == _EXAMPLE and not sandbox:
         return _fragment("Landline", "AT&T California"), None, location
     if pick >= _INVALID_FROM or (h >> 8) % 100 < 8:
@@ -264,10 +263,10 @@ class TcpaAuthorityApp(ProviderApp):
 def _number_problem(number: object) -> str | None:
     if not isinstance(number, str):
         return "missing" if number is None else f"{number!r} must be a string of 10 digits"
-    if len(number) != 10 or not number.isdigit() or not number.isascii():
+    if not ten_digits(number):
         return f"{number!r} is not a 10-digit phone number (no leading 1 or +)"
-    if number[0] in "01" or number[3] in "01":
+    if not nanp_shaped(number):
         return f"{number!r} is not a North American number (area code and exchange start 2-9)"
-    if number[3:6] == "555" and number[6:8] == "01":
+    if fictional(number):
         return f"{number!r} is a fictional number (555-0100 to 555-0199)"
     return None

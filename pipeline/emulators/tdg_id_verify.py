@@ -23,13 +23,13 @@ faults as for reverse phone (``{"message"}``, a refused key is 401).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, ClassVar
 
+from pipeline.emulators.hashing import blake64
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES
 from pipeline.emulators.state import Prepared, ProviderApp, ProviderKnobs, Request, Response
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES
-from pipeline.emulators.tdg_reverse_phone import MISSING, gateway_error, json_body, phone_problem
+from pipeline.emulators.tdg_common import MISSING, gateway_error, json_body, phone_problem
 
 PATH = "/v2/verify/id"
 FIELDS = ("FName", "LName", "Address1", "Zip", "Phone", "Email")
@@ -64,10 +64,6 @@ ORDER = (
 """The scores in the order TDG's documented sample lists them."""
 
 
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
 def problem(fields: dict[str, str | None]) -> str | None:
     """Why TDG refuses these (trimmed, blank-as-null) fields, or None."""
     present = [name for name in FIELDS if fields.get(name)]
@@ -89,12 +85,12 @@ def problem(fields: dict[str, str | None]) -> str | None:
 
 def found(fields: dict[str, str | None]) -> bool:
     """Whether TDG has any record for these fields (False: a 204)."""
-    return _hash("found:" + _canonical(fields)) % 100 >= NO_RECORD_PERCENT
+    return blake64("found:" + _canonical(fields)) % 100 >= NO_RECORD_PERCENT
 
 
 def scores(fields: dict[str, str | None]) -> dict[str, str]:
     """The ``IDScores`` for fields that :func:`problem` accepts."""
-    h = _hash("scores:" + _canonical(fields))
+    h = blake64("scores:" + _canonical(fields))
     have = {name for name in FIELDS if fields.get(name)}
     if have & {"FName", "LName"}:
         have.add("Name")
@@ -125,7 +121,7 @@ def scores(fields: dict[str, str | None]) -> dict[str, str]:
         out[score] = ""
     out["PhoneConfidenceScore"] = str((h >> 52) % 101) if phone else ""
     out["Phone2ConfidenceScore"] = ""
-    address_score = _hash("address:" + _canonical(fields)) % 101
+    address_score = blake64("address:" + _canonical(fields)) % 101
     out["AddressConfidenceScore"] = str(address_score) if "Address1" in have else ""
     risks = int(out["Deceased"] == "0")
     valid_count = valid_sum // 10 / 10

@@ -20,17 +20,17 @@ Body ``{"Phone": "2125550123"}``. Rules, as the emulator applies them:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from pipeline.emulators.hashing import blake64
+from pipeline.emulators.nanp import CANADIAN_AREA_CODES
 from pipeline.emulators.state import Prepared, ProviderApp, ProviderKnobs, Request, Response
-from pipeline.emulators.tcpa_authority import CANADIAN_AREA_CODES
+from pipeline.emulators.tdg_common import gateway_error, json_body, phone_problem
 
 PATH = "/v3/lookup/phone"
-MISSING = "Missing required parameter(s)"
 HIT_PERCENT, NO_RECORD_PERCENT = 68, 27
 """Of US numbers: 200 below 68, 204 below 68 + 27, else 440."""
 
@@ -60,36 +60,17 @@ _FALLBACK = tuple(_PLACES.values())
 _VALIDATED_FROM = date(2023, 1, 1)
 
 
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-def phone_problem(phone: object) -> str | None:
-    """Why TDG refuses a ``Phone`` value (None: it is a 10-digit NANP number)."""
-    if phone is None or phone == "":
-        return f"{MISSING}: Phone"
-    if not isinstance(phone, str):
-        return f"{MISSING}: Phone must be a string of 10 digits"
-    if len(phone) != 10 or not (phone.isascii() and phone.isdigit()):
-        return f"{MISSING}: Phone must be a 10 digit numeric phone number"
-    if phone[0] in "01" or phone[3] in "01":
-        return f"{MISSING}: Phone is not a North American number"
-    if phone[3:6] == "555" and phone[6:8] == "01":
-        return f"{MISSING}: Phone is a fictional 555-01XX number"
-    return None
-
-
 def outcome(number: str) -> int:
     """The status the emulator answers for a valid number: 200, 204 or 440."""
     if number[:3] in CANADIAN_AREA_CODES:
         return 204
-    pick = _hash(f"outcome:{number}") % 100
+    pick = blake64(f"outcome:{number}") % 100
     return 200 if pick < HIT_PERCENT else 204 if pick < HIT_PERCENT + NO_RECORD_PERCENT else 440
 
 
 def record(number: str) -> dict[str, Any]:
     """The ``Name`` and ``Address`` TDG has on a number that answers 200."""
-    h = _hash(f"record:{number}")
+    h = blake64(f"record:{number}")
     city, state, zip3, county = (
         _PLACES.get(number[:3]) or _FALLBACK[int(number[:3]) % len(_FALLBACK)]
     )
@@ -117,28 +98,6 @@ def record(number: str) -> dict[str, Any]:
             "ValDate": f"{validated.month}/{validated.day}/{validated.year}",
         },
     }
-
-
-def gateway_error(status: int, message: str) -> Response:
-    """An error as TDG's gateway sends it; a refused key is 401 (TDG documents no 403)."""
-    if status == 403:
-        status, message = 401, f"The user is invalid (verify your credentials): {message}"
-    elif status == 401:
-        message = f"The user is invalid (verify your credentials): {message}"
-    return Response(status, json.dumps({"message": message}).encode())
-
-
-def json_body(request: Request) -> dict[str, Any] | str:
-    """The request's JSON object, or why it is not one."""
-    if request.method != "POST":
-        return f"method {request.method} not allowed"
-    try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        return f"{MISSING}: the body is not JSON"
-    if not isinstance(body, dict):
-        return f"{MISSING}: the body must be a JSON object"
-    return body
 
 
 class TdgReversePhoneApp(ProviderApp):

@@ -42,7 +42,7 @@ from pipeline.providers.base import Provider, Reply
 
 Lookup = tuple[str, int] | tuple[str, int, str | None]
 """What the planner submits: a key, the first row that asked, and optionally what the
-request carries for it (:data:`~pipeline.providers.base.CARRY`)."""
+request carries for it (:attr:`~pipeline.providers.base.LookupExprs.carry`)."""
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0

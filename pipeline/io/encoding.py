@@ -73,7 +73,6 @@ class Sniffed:
 
     encoding: str
     fingerprint: str
-    size: int
     line_ends: LineEnds = field(default_factory=LineEnds)
     """Line-end bytes of the raw file (meaningful when it is read without a copy)."""
     needs_copy: bool = False
@@ -217,7 +216,6 @@ def sniff(
     return Sniffed(
         encoding=encoding,
         fingerprint=scan.digest.hexdigest(),
-        size=scan.size,
         line_ends=scan.line_ends,
         needs_copy=encoding not in POLARS_READS or damaged,
     )

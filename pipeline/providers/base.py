@@ -15,43 +15,15 @@ what dedupe compares; the provider decodes its own keys when it builds a request
 from __future__ import annotations
 
 import hashlib
-import math
 import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
-
-from pipeline.errors import (
-    BadRequestError,
-    LaneStoppedError,
-    ProviderError,
-    TerminalError,
-    TransientError,
-)
-
-KEY = "__pe_key"
-"""Column a provider's :meth:`Provider.plan` fills with each row's lookup key (null: none)."""
-REFUSED = "__pe_refused"
-"""Column :meth:`Provider.plan` fills with why a row is ``invalid_input`` before any call."""
-CARRY = "__pe_carry"
-"""Optional column of :meth:`Provider.plan`: what a request carries besides its key, taken
-from the first row that asks (phone enrichment's ``record_id``). It is not part of the
-lookup's identity: rows with the same key share one answer whatever they carry."""
-
-
-def carried(planned: pl.LazyFrame | pl.DataFrame) -> pl.Expr:
-    """The :data:`CARRY` column of a planned frame, or nulls when its provider has none."""
-    if CARRY in planned.collect_schema():
-        return pl.col(CARRY)
-    return pl.lit(None, dtype=pl.String).alias(CARRY)
-
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -72,6 +44,23 @@ def answer_scope(base_url: str, api_key: str) -> str:
     endpoint = f"{scheme}://{host}/{path}" + (f"?{parts.query}" if parts.query else "")
     account = hashlib.sha256(b"phone-enrich/account/v1\0" + api_key.encode()).hexdigest()[:16]
     return f"{endpoint} account={account}"
+
+
+class LookupExprs(NamedTuple):
+    """What a provider asks of each row, as expressions over a normalized batch.
+
+    The provider says *what* to compute; the planner decides what to call the columns
+    it computes them into, so no provider knows the pipeline's internal column names.
+    """
+
+    key: pl.Expr
+    """The row's lookup key (null: the row asks nothing, ``not_requested``)."""
+    refused: pl.Expr | None = None
+    """Why the row is ``invalid_input`` before any call (null, or None: not refused)."""
+    carry: pl.Expr | None = None
+    """What a request carries besides the key, taken from the first row that asks
+    (phone enrichment's ``record_id``). It is not part of the lookup's identity: rows
+    with the same key share one answer whatever they carry."""
 
 
 @dataclass(frozen=True)
@@ -154,12 +143,12 @@ class Provider(ABC):
         return f"{self.options()}@{self.scope}"
 
     @abstractmethod
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """Add the :data:`KEY` and :data:`REFUSED` columns to a normalized batch.
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
+        """The lookup of each row of a normalized batch (``frame`` is given for its
+        schema: which columns the input has).
 
         Rows with a null key and a null reason are not sent (``not_requested``);
-        rows with a reason are ``invalid_input`` without a call. A provider may add a
-        :data:`CARRY` column too.
+        rows with a reason are ``invalid_input`` without a call.
         """
 
     @abstractmethod
@@ -167,7 +156,7 @@ class Provider(ABC):
         self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
     ) -> httpx.Request:
         """The HTTP request that looks ``keys`` up (at most :attr:`batch_size`); ``carry``
-        has each key's :data:`CARRY` value, for a provider that plans one."""
+        has each key's :attr:`LookupExprs.carry` value, for a provider that has one."""
 
     @abstractmethod
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
@@ -183,65 +172,10 @@ class Provider(ABC):
         gentler backoff for a provider that hides its limit)."""
         return {}
 
-    def derived(self) -> dict[str, pl.Expr]:
-        """Answer columns computed from the :data:`KEY` column rather than the answer."""
+    def derived(self, key: pl.Expr) -> dict[str, pl.Expr]:
+        """Answer columns computed from the lookup ``key`` rather than the answer."""
         return {}
 
     def answer_columns(self) -> dict[str, pl.DataType]:
         """The output columns this provider adds after its status columns."""
         return {f"{self.prefix}_{name}": dtype for name, dtype in self.fields.items()}
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds the ``Retry-After`` header asks for (delta or HTTP date), if any."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def short_text(response: httpx.Response, limit: int = 200) -> str:
-    """The start of a response body, on one line, for an error message."""
-    try:
-        text = response.text
-    except (UnicodeDecodeError, httpx.ResponseNotRead):
-        return ""
-    return " ".join(text.split())[:limit]
-
-
-WRONG_ADDRESS = (404, 405)
-"""Statuses no provider documents: the API is not at base_url, and every request would
-get the same."""
-
-
-def wrong_address(message: str, status: int) -> LaneStoppedError:
-    return LaneStoppedError(f"{message} (is base_url right?)", status=status)
-
-
-def classify_status(response: httpx.Response, what: str) -> ProviderError:
-    """The error class for a non-success status that means the same at every provider."""
-    status = response.status_code
-    detail = short_text(response)
-    message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        return TransientError(message, status=status, retry_after=retry_after(response))
-    if status in (401, 403):
-        return LaneStoppedError(message, status=status)
-    if status in WRONG_ADDRESS:
-        return wrong_address(message, status)
-    if status in (400, 422):
-        return BadRequestError(message, status=status)
-    if status >= 500 or status == 408:
-        return TransientError(message, status=status, retry_after=retry_after(response))
-    return TerminalError(message, status=status)

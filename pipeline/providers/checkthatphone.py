@@ -32,23 +32,25 @@ reason of an ``action == "error"`` answer has any litigator name blanked out.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
 import polars as pl
 
+from pipeline.columns import require_column
 from pipeline.config import Config
-from pipeline.errors import (
-    InputError,
-    LaneStoppedError,
-    ProviderError,
-    TerminalError,
-    TransientError,
-)
+from pipeline.errors import LaneStoppedError, ProviderError, TerminalError, TransientError
 from pipeline.provider_config import CheckThatPhoneSettings, ProviderSettings
-from pipeline.providers.base import KEY, REFUSED, Provider, Reply, classify_status
+from pipeline.providers.base import LookupExprs, Provider, Reply
+from pipeline.providers.common import (
+    classify_status,
+    decimal,
+    json_object,
+    one_line,
+    phone_is_valid,
+    whole,
+)
 
 PATH = "/v1/lookup"
 WHAT = "CheckThatPhone"
@@ -144,33 +146,24 @@ class CheckThatPhone(Provider):
         landline = answer.get("nanpType") == "landline"
         return 1 + int(s.litigator_filter) + int(s.landline_sms_lookup and landline)
 
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        valid = pl.col("phone_valid").fill_null(False)
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
         phone = pl.col("phone_normalized")
         key = phone
         column = self.settings.ip_column
         if column is not None:
-            names = frame.collect_schema().names()
-            if column not in names:
-                shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-                raise InputError(
-                    f"the input has no column {column!r} (set by "
-                    f"providers.checkthatphone.ip_column); it has: {shown}"
-                )
+            setting = f"providers.{self.name}.ip_column"
+            require_column(column, setting, frame.collect_schema().names())
             ip = pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
             ip = pl.when(ip != "").then(ip)
             key = pl.concat_str([phone, ip], separator=IP_SEPARATOR, ignore_nulls=True)
-        return frame.with_columns(
-            pl.when(valid).then(key).alias(KEY),
-            pl.lit(None, dtype=pl.String).alias(REFUSED),
-        )
+        return LookupExprs(key=pl.when(phone_is_valid()).then(key))
 
     def request(
         self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
     ) -> httpx.Request:
         (key,) = keys
         phone, _, ip = key.partition(IP_SEPARATOR)
-        # The phone is 10 digits (plan() made it so); only an IP needs JSON escaping.
+        # The phone is 10 digits (lookups() made it so); only an IP needs JSON escaping.
         body = '{"phone":"' + phone + '"'
         if ip:
             body += ',"ip":' + json.dumps(ip)
@@ -184,12 +177,9 @@ class CheckThatPhone(Provider):
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
         if response.status_code != 200:
             raise refusal(response)
-        try:
-            envelope = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            envelope = None
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("data"), dict):
-            paid = charged(response, envelope if isinstance(envelope, dict) else {})
+        envelope = json_object(response)
+        if envelope is None or not isinstance(envelope.get("data"), dict):
+            paid = charged(response, envelope or {})
             raise TransientError(GARBLED, status=200, credits=paid or 0)
         data = envelope["data"]
         answer = _answer(data)
@@ -221,8 +211,8 @@ def charged(response: httpx.Response, envelope: dict[str, Any]) -> int | None:
     if header.isdecimal():
         return int(header)
     value = envelope.get("credits_used")
-    number = _number(value, integer=True) if isinstance(value, int | float) else None
-    if isinstance(number, int) and number >= 0:
+    number = whole(value) if isinstance(value, int | float) else None
+    if number is not None and number >= 0:
         return number
     return None
 
@@ -236,8 +226,10 @@ def _answer(data: dict[str, Any]) -> dict[str, Any]:
         if source not in data:
             continue
         value = data[source]
-        if source in _INTEGERS or source in _FLOATS:
-            value = _number(value, integer=source in _INTEGERS)
+        if source in _INTEGERS:
+            value = whole(value)
+        elif source in _FLOATS:
+            value = decimal(value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
         elif value is not None and not isinstance(value, str):
@@ -246,25 +238,10 @@ def _answer(data: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _number(value: object, *, integer: bool) -> int | float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    if integer:
-        return int(value) if value == int(value) else None
-    return float(value)
-
-
 def _refused_reason(data: dict[str, Any]) -> str:
     """The error text of an ``action == "error"`` answer: its reason, never a name."""
     reason = data.get("reason")
-    text = " ".join(reason.split())[:200] if isinstance(reason, str) and reason.strip() else ""
+    text = one_line(reason) if isinstance(reason, str) and reason.strip() else ""
     text = _redact(text, data)
     return f"{WHAT}: action=error" + (f": {text}" if text else ": the phone was refused")
 
@@ -281,11 +258,8 @@ def _redact(text: str, data: dict[str, Any]) -> str:
 
 def _error_text(response: httpx.Response) -> str:
     """The envelope's own error message, if it has one; never the rest of the body."""
-    try:
-        envelope = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
-        return ""
-    if not isinstance(envelope, dict):
+    envelope = json_object(response)
+    if envelope is None:
         return ""
     for name in ("error", "message"):
         value = envelope.get(name)
@@ -293,7 +267,7 @@ def _error_text(response: httpx.Response) -> str:
             value = value.get("message")
         if isinstance(value, str) and value.strip():
             data = envelope.get("data")
-            return _redact(" ".join(value.split())[:200], data if isinstance(data, dict) else {})
+            return _redact(one_line(value), data if isinstance(data, dict) else {})
     return ""
 
 
@@ -304,10 +278,7 @@ def refusal(response: httpx.Response) -> ProviderError:
     detail = _error_text(response)
     if status == 429 and "quota" in detail.lower():
         return LaneStoppedError(f"{WHAT}: HTTP 429: {detail}", status=status)
-    headers = {}
-    if "retry-after" in response.headers:
-        headers["Retry-After"] = response.headers["retry-after"]
-    return classify_status(httpx.Response(status, headers=headers, text=detail), WHAT)
+    return classify_status(response, WHAT, detail)
 
 
 def build(settings: ProviderSettings, api_key: str, config: Config) -> CheckThatPhone:

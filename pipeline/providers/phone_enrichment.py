@@ -19,7 +19,7 @@ else its ``row_trace_id``. The lookup key is the JSON object of the six contact
 fields (in the order above, nulls included), without the record_id: the answer is a
 function of the contact, and a record_id that differs between rows, files or runs
 (a row_trace_id changes with the file) must not buy the same contact twice. The
-record_id travels beside the key (:data:`~pipeline.providers.base.CARRY`): a request
+record_id travels beside the key (:attr:`~pipeline.providers.base.LookupExprs.carry`): a request
 carries the id of the first row that asked, and ``append_record_id`` is the id the
 answer was bought under (from the ledger, so a cached answer shows the earlier one).
 
@@ -40,7 +40,6 @@ not retried): it would put another contact's phone on the row.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -48,25 +47,20 @@ import httpx
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.errors import (
-    BadRequestError,
-    InputError,
-    LaneStoppedError,
-    ProviderError,
-    TerminalError,
-    TransientError,
-)
+from pipeline.errors import LaneStoppedError, ProviderError, TerminalError, TransientError
 from pipeline.provider_config import PhoneEnrichmentSettings, ProviderSettings
-from pipeline.providers.base import (
-    CARRY,
-    KEY,
-    REFUSED,
-    WRONG_ADDRESS,
-    Provider,
-    Reply,
+from pipeline.providers.base import LookupExprs, Provider, Reply
+from pipeline.providers.common import (
+    decimal,
+    json_object,
+    mapped_columns,
+    mapped_values,
+    one_line,
+    phone_is_valid,
     retry_after,
     short_text,
-    wrong_address,
+    status_error,
+    text_column,
 )
 from pipeline.trace import TRACE_ID_COLUMN
 
@@ -75,7 +69,6 @@ WHAT = "Phone enrichment"
 API_FIELDS = ("first_name", "last_name", "company", "email", "linkedin_id", "domain")
 """The contact fields of a request body (after ``record_id``), in key order."""
 GARBLED = f"{WHAT}: the answer is not the JSON the API documents"
-_MAX_DETAIL = 200
 
 # Answer field -> type; the column is ``append_`` + the field, in this order.
 _ANSWER: dict[str, pl.DataType] = {
@@ -119,43 +112,24 @@ class PhoneEnrichment(Provider):
         A column named in ``columns`` must exist (else :class:`InputError`); a field it
         does not name is read from a same-named column when there is one.
         """
-        have = set(available)
-        mapped: dict[str, str] = {}
-        for field in API_FIELDS:
-            column = self.settings.columns.get(field)
-            if column is not None:
-                if column not in have:
-                    raise InputError(
-                        f"providers.phone_enrichment.columns: {field} = {column!r}, but the "
-                        f"input has no column {column!r}"
-                    )
-                mapped[field] = column
-            elif field in have:
-                mapped[field] = field
-        return mapped
+        setting = f"providers.{self.name}.columns"
+        return mapped_columns(setting, API_FIELDS, self.settings.columns, available)
 
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        names = frame.collect_schema().names()
-        mapped = self.input_columns(names)
-        values = {
-            field: _text(pl.col(mapped[field])) if field in mapped else _NULL
-            for field in API_FIELDS
-        }
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
+        values = mapped_values(self.input_columns(frame.collect_schema().names()), API_FIELDS)
         record_id = pl.col(TRACE_ID_COLUMN).cast(pl.String)
         if self._id_column is not None:
-            record_id = pl.coalesce(_text(pl.col(self._id_column)), record_id)
+            record_id = pl.coalesce(text_column(pl.col(self._id_column)), record_id)
 
         present = {field: value.is_not_null() for field, value in values.items()}
         by_name = present["first_name"] & present["last_name"]
         by_name = by_name & (present["company"] | present["domain"])
         enough = by_name | present["linkedin_id"] | present["email"]
-        needs_phone = ~pl.col("phone_valid").fill_null(False)
         contact = pl.struct(*(v.alias(f) for f, v in values.items()))
-        asks = needs_phone & enough
-        return frame.with_columns(
-            pl.when(asks).then(contact.struct.json_encode()).alias(KEY),
-            pl.lit(None, dtype=pl.String).alias(REFUSED),
-            pl.when(asks).then(record_id).alias(CARRY),
+        asks = ~phone_is_valid() & enough
+        return LookupExprs(
+            key=pl.when(asks).then(contact.struct.json_encode()),
+            carry=pl.when(asks).then(record_id),
         )
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -184,7 +158,7 @@ class PhoneEnrichment(Provider):
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
         if response.status_code != 200:
             raise error_for(response)
-        body = _json_object(response)
+        body = json_object(response)
         if body is None:
             raise TransientError(GARBLED, status=200)
         if body.get("success") is False:
@@ -211,41 +185,21 @@ class PhoneEnrichment(Provider):
 
 # -- helpers -------------------------------------------------------------------------------
 
-_NULL = pl.lit(None, dtype=pl.String)
-
-
-def _text(column: pl.Expr) -> pl.Expr:
-    """The column as trimmed text, blank as null."""
-    value = column.cast(pl.String).str.strip_chars()
-    return pl.when(value.str.len_bytes() > 0).then(value)
-
 
 def _typed(value: object, dtype: pl.DataType) -> Any:
     """An answer field as its column's type. Only ``phone`` must be right (checked
     before); an odd email, LinkedIn id or timing must not throw away a paid phone, so a
     number is rounded and anything else that is not text becomes null."""
     if dtype == pl.Int64:
-        number = _number(value)
+        number = _amount(value)
         return None if number is None else round(number)
     return value if isinstance(value, str) and value != "" else None
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
+def _amount(value: object) -> float | None:
+    """A count the API sends (credits, seconds, milliseconds): a number not below 0."""
+    number = decimal(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _message(body: dict[str, Any]) -> str:
@@ -267,7 +221,7 @@ def _message(body: dict[str, Any]) -> str:
         if details not in (None, "", error):
             extra = details if isinstance(details, str) else json.dumps(details, default=str)
             text = f"{text} ({extra})" if text else extra
-    return " ".join(text.split())[:_MAX_DETAIL]
+    return one_line(text)
 
 
 def _insufficient_credits(
@@ -276,8 +230,8 @@ def _insufficient_credits(
     """(required, remaining) when the envelope says the account is out of credits."""
     if body is None:
         return None
-    required = _number(body.get("credits_required"))
-    remaining = _number(body.get("credits_remaining"))
+    required = _amount(body.get("credits_required"))
+    remaining = _amount(body.get("credits_remaining"))
     short = required is not None and remaining is not None and required > remaining
     if short or "insufficient credit" in str(body.get("error") or "").lower():
         return required, remaining
@@ -287,7 +241,7 @@ def _insufficient_credits(
 def error_for(response: httpx.Response) -> ProviderError:
     """The classified error of a non-200 answer (see the module docstring)."""
     status = response.status_code
-    body = _json_object(response)
+    body = json_object(response)
     text = _message(body) if body is not None else short_text(response)
     message = f"{WHAT}: HTTP {status}" + (f": {text}" if text else "")
     if body is not None and isinstance(body.get("request_id"), str):
@@ -300,19 +254,16 @@ def error_for(response: httpx.Response) -> ProviderError:
         return LaneStoppedError(
             f"{message} (out of credits: {need} required, {left} remaining)", status=status
         )
-    if status in (401, 402, 403):
+    if status == 402:
         return LaneStoppedError(message, status=status)
-    wait = _body_wait(body)
-    if status == 429 or status == 408 or status >= 500 or (status == 400 and wait):
+    said = _body_wait(body)
+    waits = [w for w in (retry_after(response), said) if w is not None]
+    wait = max(waits, default=None)
+    if status == 400 and said:
         # A 400 that says when to retry (the envelope's retry_after is "for rate limit
         # errors") is a rate limit worded as a 400, not a refused record.
-        waits = [w for w in (retry_after(response), wait) if w is not None]
-        return TransientError(message, status=status, retry_after=max(waits, default=None))
-    if status in (400, 422):
-        return BadRequestError(message, status=status)
-    if status in WRONG_ADDRESS:
-        return wrong_address(message, status)
-    return TerminalError(message, status=status)
+        return TransientError(message, status=status, retry_after=wait)
+    return status_error(status, message, wait)
 
 
 def _sent_record_id(response: httpx.Response) -> str:
@@ -322,7 +273,7 @@ def _sent_record_id(response: httpx.Response) -> str:
 
 
 def _body_wait(body: dict[str, Any] | None) -> float | None:
-    return None if body is None else _number(body.get("retry_after"))
+    return None if body is None else _amount(body.get("retry_after"))
 
 
 def build(settings: ProviderSettings, api_key: str, config: Config) -> PhoneEnrichment:

@@ -24,7 +24,8 @@ from pipeline.config import Config
 from pipeline.errors import TransientError
 from pipeline.normalize import CONSENT_DATE_COLUMN
 from pipeline.provider_config import ProviderSettings, TcpaAuthoritySettings
-from pipeline.providers.base import KEY, REFUSED, Provider, Reply, classify_status
+from pipeline.providers.base import LookupExprs, Provider, Reply
+from pipeline.providers.common import classify_status, phone_is_valid
 
 PATH = "/Data/TCPAAuthority"
 NO_DATE = (
@@ -82,7 +83,7 @@ class TcpaAuthority(Provider):
     def max_credits_per_key(self) -> int:
         return 0 if self.settings.sandbox else self.settings.credits_per_number
 
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
         default = self.settings.default_consent_date
         fallback = pl.lit(default.strftime("%Y%m%d") if default else None, dtype=pl.String)
         if self._has_dates:
@@ -90,7 +91,7 @@ class TcpaAuthority(Provider):
             when = pl.coalesce(row_date, fallback)
         else:
             when = fallback
-        valid = pl.col("phone_valid").fill_null(False)
+        valid = phone_is_valid()
         refused = (
             pl.when(~valid)
             .then(None)
@@ -102,18 +103,18 @@ class TcpaAuthority(Provider):
         key = pl.when(valid & when.is_not_null() & (when <= pl.lit(self._today))).then(
             pl.col("phone_normalized") + pl.lit(":") + when
         )
-        return frame.with_columns(key.alias(KEY), refused.alias(REFUSED))
+        return LookupExprs(key=key, refused=refused)
 
-    def derived(self) -> dict[str, pl.Expr]:
+    def derived(self, key: pl.Expr) -> dict[str, pl.Expr]:
         """Columns read off the key itself: the consent date actually sent (ISO)."""
-        sent = pl.col(KEY).str.slice(11, 8)
+        sent = key.str.slice(11, 8)
         iso = sent.str.slice(0, 4) + "-" + sent.str.slice(4, 2) + "-" + sent.str.slice(6, 2)
         return {"consent_date": iso}
 
     def request(
         self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
     ) -> httpx.Request:
-        # Keys are digits, a colon and a date (made so by plan()), so plain string
+        # Keys are digits, a colon and a date (made so by lookups()), so plain string
         # work makes valid JSON, at a tenth of json.dumps' cost on 1,000 numbers.
         pairs = "\n".join(keys).replace(":", '","Date":"')
         data = '{"PhoneNumber":"' + pairs.replace("\n", '"},{"PhoneNumber":"') + '"}'

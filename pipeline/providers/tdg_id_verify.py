@@ -28,7 +28,6 @@ included): two rows share an answer only when they would send the very same body
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -36,17 +35,19 @@ import httpx
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.errors import InputError, TransientError
+from pipeline.errors import TransientError
 from pipeline.provider_config import ProviderSettings, TdgIdVerifySettings
-from pipeline.providers.base import KEY, REFUSED, PacerOptions, Provider, Reply
-from pipeline.providers.tdg_reverse_phone import (
-    ADAPTIVE,
-    TOO_MANY_RESULTS,
-    headers,
+from pipeline.providers.base import LookupExprs, PacerOptions, Provider, Reply
+from pipeline.providers.common import (
+    decimal,
     json_object,
-    refusal,
-    too_many_results,
+    mapped_columns,
+    mapped_values,
+    phone_is_valid,
+    text,
+    whole,
 )
+from pipeline.providers.tdg_common import ADAPTIVE, headers, unanswered
 
 PATH = "/v2/verify/id"
 WHAT = "TDG ID verify"
@@ -118,32 +119,15 @@ class TdgIdVerify(Provider):
     def input_columns(self, available: Sequence[str]) -> dict[str, str]:
         """API field -> the input column it is read from, for the fields this input has
         (Phone aside). A column named in ``columns`` must exist (else InputError)."""
-        have = set(available)
-        mapped: dict[str, str] = {}
-        for field in MAPPED:
-            column = self.settings.columns.get(field)
-            if column is not None:
-                if column not in have:
-                    shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
-                    raise InputError(
-                        f"providers.tdg_id_verify.columns: {field} = {column!r}, but the input "
-                        f"has no column {column!r}; it has: {shown}"
-                    )
-                mapped[field] = column
-            elif field in have:
-                mapped[field] = field
-        return mapped
+        setting = f"providers.{self.name}.columns"
+        return mapped_columns(setting, MAPPED, self.settings.columns, available)
 
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        mapped = self.input_columns(frame.collect_schema().names())
-        values = {
-            field: _text(pl.col(mapped[field])) if field in mapped else _NULL for field in MAPPED
-        }
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
+        values = mapped_values(self.input_columns(frame.collect_schema().names()), MAPPED)
         zip_code = values["Zip"]
         zip5 = zip_code.str.extract(r"^(\d{5})(?:-?\d{4})?$", 1)
         values["Zip"] = pl.coalesce(zip5, zip_code)
-        valid = pl.col("phone_valid").fill_null(False)
-        values["Phone"] = pl.when(valid).then(pl.col("phone_normalized").cast(pl.String))
+        values["Phone"] = pl.when(phone_is_valid()).then(pl.col("phone_normalized").cast(pl.String))
 
         present = [values[field].is_not_null().cast(pl.Int32) for field in API_FIELDS]
         count = pl.sum_horizontal(present)
@@ -173,7 +157,7 @@ class TdgIdVerify(Provider):
         )
         body = pl.struct(*(values[field].alias(field) for field in API_FIELDS))
         key = pl.when((count >= 2) & refused.is_null()).then(body.struct.json_encode())
-        return frame.with_columns(key.alias(KEY), refused.alias(REFUSED))
+        return LookupExprs(key=key, refused=refused)
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -190,14 +174,9 @@ class TdgIdVerify(Provider):
         )
 
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
-        status = response.status_code
-        no_match = self.settings.credits_per_no_match
-        if status == 204:
-            return Reply.single("no_match", None, no_match)
-        if status == TOO_MANY_RESULTS:
-            return Reply.single("no_match", None, no_match, too_many_results(response, WHAT))
-        if status != 200:
-            raise refusal(response, WHAT)
+        reply = unanswered(response, WHAT, self.settings.credits_per_no_match)
+        if reply is not None:
+            return reply
         body = json_object(response)
         scores = body.get("IDScores") if body is not None else None
         if not isinstance(scores, dict):
@@ -206,33 +185,12 @@ class TdgIdVerify(Provider):
         return Reply.single("hit", answer, self.settings.credits_per_call)
 
 
-_NULL = pl.lit(None, dtype=pl.String)
-
-
-def _text(column: pl.Expr) -> pl.Expr:
-    """The column as trimmed text, blank as null."""
-    value = column.cast(pl.String).str.strip_chars()
-    return pl.when(value.str.len_bytes() > 0).then(value)
-
-
 def _typed(value: object, dtype: pl.DataType) -> int | float | str | None:
-    """A score as its column's type; blank, or a number that is not one, is null."""
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
+    """A score as its column's type; blank, or a number that is not one, is null (and
+    a bool is no score at all, not even as text)."""
     if dtype == pl.String:
-        return text
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    if dtype == pl.Int64:
-        return int(number) if number == int(number) else None
-    return number
+        return None if isinstance(value, bool) else text(value)
+    return whole(value) if dtype == pl.Int64 else decimal(value)
 
 
 def build(settings: ProviderSettings, api_key: str, config: Config) -> TdgIdVerify:

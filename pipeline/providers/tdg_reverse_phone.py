@@ -20,7 +20,8 @@ numbers); the others are ``not_requested``. Statuses, as TDG documents them:
 
 TDG does not publish its rate limit, so ``requests_per_minute`` is a ceiling: the
 lane's pacer lowers its rate on every 429 and earns it back slowly while answers
-succeed (see :data:`ADAPTIVE`, measured by ``bench/bench_tdg_adaptive.py``).
+succeed (see :data:`~pipeline.providers.tdg_common.ADAPTIVE`, measured by
+``bench/bench_tdg_adaptive.py``).
 
 TDG reports no charges; a row's credits are the configured prices. Error texts are
 made from the status and the body's own ``message`` only.
@@ -28,7 +29,6 @@ made from the status and the body's own ``message`` only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -36,30 +36,15 @@ import httpx
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.errors import ProviderError, TransientError
+from pipeline.errors import TransientError
 from pipeline.provider_config import ProviderSettings, TdgReversePhoneSettings
-from pipeline.providers.base import (
-    KEY,
-    REFUSED,
-    PacerOptions,
-    Provider,
-    Reply,
-    classify_status,
-    short_text,
-)
+from pipeline.providers.base import LookupExprs, PacerOptions, Provider, Reply
+from pipeline.providers.common import json_object, phone_is_valid, text
+from pipeline.providers.tdg_common import ADAPTIVE, headers, unanswered
 
 PATH = "/v3/lookup/phone"
 WHAT = "TDG reverse phone"
-TOO_MANY_RESULTS = 440
-TOO_MANY_TEXT = "too many results (TDG will not pick one owner for this number)"
 EMPTY_200 = f"{WHAT}: HTTP 200 with neither Name nor Address"
-
-ADAPTIVE: PacerOptions = {"decrease": 0.9, "increase": 0.0002}
-"""The pacer of a TDG lane, whose limit is hidden: a gentler cut on a 429 (x0.9, not
-x0.7) and a slow creep back (+0.02% of the ceiling per answer, not 2%). The engine's
-default creeps back so fast that it is over the limit again within seconds (about 6%
-of requests answered 429); this settles just under the limit and probes above it
-about once a minute or less. Measured by ``bench/bench_tdg_adaptive.py``."""
 
 _STRING = pl.String()
 # Answer field (flattened out of Name / Address) -> our column (after tdg_) and type.
@@ -109,18 +94,14 @@ class TdgReversePhone(Provider):
     def pacer_options(self) -> PacerOptions:
         return ADAPTIVE.copy()
 
-    def plan(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        valid = pl.col("phone_valid").fill_null(False)
-        asked = valid & pl.col("phone_region").is_in(list(self.settings.regions))
-        return frame.with_columns(
-            pl.when(asked).then(pl.col("phone_normalized")).alias(KEY),
-            pl.lit(None, dtype=pl.String).alias(REFUSED),
-        )
+    def lookups(self, frame: pl.LazyFrame) -> LookupExprs:
+        asked = phone_is_valid() & pl.col("phone_region").is_in(list(self.settings.regions))
+        return LookupExprs(key=pl.when(asked).then(pl.col("phone_normalized")))
 
     def request(
         self, keys: Sequence[str], request_id: str, carry: Sequence[str | None] = ()
     ) -> httpx.Request:
-        (phone,) = keys  # 10 digits (plan() made it so): no JSON escaping needed
+        (phone,) = keys  # 10 digits (lookups() made it so): no JSON escaping needed
         return httpx.Request(
             "POST",
             self._url,
@@ -129,14 +110,9 @@ class TdgReversePhone(Provider):
         )
 
     def parse(self, response: httpx.Response, keys: Sequence[str]) -> Reply:
-        status = response.status_code
-        no_match = self.settings.credits_per_no_match
-        if status == 204:
-            return Reply.single("no_match", None, no_match)
-        if status == TOO_MANY_RESULTS:
-            return Reply.single("no_match", None, no_match, too_many_results(response, WHAT))
-        if status != 200:
-            raise refusal(response, WHAT)
+        reply = unanswered(response, WHAT, self.settings.credits_per_no_match)
+        if reply is not None:
+            return reply
         body = json_object(response)
         name = body.get("Name") if body is not None else None
         address = body.get("Address") if body is not None else None
@@ -145,68 +121,16 @@ class TdgReversePhone(Provider):
         if not (isinstance(name, dict) or isinstance(address, dict)):
             # Answered (and priced as a 200), with nothing in it: asking again would pay
             # again for the same nothing.
-            empty = {"trace": _text(body.get("trace"))}
+            empty = {"trace": text(body.get("trace"))}
             return Reply.single("no_match", empty, self.settings.credits_per_hit, EMPTY_200)
         answer: dict[str, Any] = {}
         for part, names in ((name, _NAME), (address, _ADDRESS)):
             if isinstance(part, dict):
                 for source in names:
                     value = part.get(source)
-                    answer[source] = _flag(value) if source == "Deliverable" else _text(value)
-        answer["trace"] = _text(body.get("trace"))
+                    answer[source] = _flag(value) if source == "Deliverable" else text(value)
+        answer["trace"] = text(body.get("trace"))
         return Reply.single("hit", answer, self.settings.credits_per_hit)
-
-
-# -- shared with tdg_id_verify -------------------------------------------------------------
-
-
-def headers(api_key: str) -> dict[str, str]:
-    """What every TDG request carries (the key in ``x-api-key``)."""
-    return {"x-api-key": api_key, "Content-Type": "application/json", "Accept": "application/json"}
-
-
-def json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def message(response: httpx.Response) -> str:
-    """The body's own error message (``message`` / ``Message``), else its start."""
-    body = json_object(response)
-    if body is not None:
-        for name in ("message", "Message", "error"):
-            value = body.get(name)
-            if isinstance(value, str) and value.strip():
-                return " ".join(value.split())[:200]
-        return ""
-    return short_text(response)
-
-
-def too_many_results(response: httpx.Response, what: str) -> str:
-    detail = message(response)
-    return f"{what}: HTTP 440: {TOO_MANY_TEXT}" + (f": {detail}" if detail else "")
-
-
-def refusal(response: httpx.Response, what: str) -> ProviderError:
-    """The classified error of a non-answer (400, 401, 403, 429, 5xx, ...)."""
-    headers = {}
-    if "retry-after" in response.headers:
-        headers["Retry-After"] = response.headers["retry-after"]
-    detail = message(response)
-    return classify_status(httpx.Response(response.status_code, headers=headers, text=detail), what)
-
-
-def _text(value: object) -> str | None:
-    """A field as text; blank is null (TDG sends ``""`` for what it does not have)."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value).strip()
-    return text or None
 
 
 def _flag(value: object) -> bool | None:

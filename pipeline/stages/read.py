@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.columns import missing_column
 from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.io.changes import FileIdentity, check_unchanged
@@ -45,10 +46,7 @@ def check_columns(config: Config, source: InputFile, providers: list[Provider]) 
     }
     for key, column in wanted.items():
         if column is not None and column not in source.columns:
-            shown = ", ".join(source.columns[:12]) + (", ..." if len(source.columns) > 12 else "")
-            raise InputError(
-                f"{source.path}: no column {column!r} (set by {key}); the file has: {shown}"
-            )
+            raise missing_column(column, key, source.columns, where=str(source.path))
     clashes = [c for c in added_columns(config, providers) if c in source.columns]
     if clashes:
         raise InputError(
