@@ -1,11 +1,12 @@
 """``phone-enrich estimate``: what a run would do, without a single call.
 
 It reads and normalizes the input as a run does, asks each provider for its lookup
-keys, dedupes them over the whole file, and asks the ledger which are already
-answered (this job's unfinished run, or the cache). What is left is what a run
-would buy: requests (keys / batch size, rounded up per lane), credits (each key at
-the most it can cost: exact for TCPA Authority, an upper bound where hits and
-misses are priced differently) and the time at the configured rates.
+keys, dedupes them over the whole file, and asks the answer store which are already
+answered, as the next session of this job's unfinished run would (its own answers, or
+the cache). What is left is what a run would buy: requests (keys / batch size,
+rounded up per lane), credits (each key at the most it can cost: exact for TCPA
+Authority, an upper bound where hits and misses are priced differently) and the time
+at the configured rates.
 
 Phones that the phone-enrichment provider will find are not known beforehand, so
 the other providers' figures do not count them.
@@ -23,10 +24,11 @@ import polars as pl
 from pipeline.config import Config
 from pipeline.io.reader import ROW_NUMBER, iter_batches, open_input
 from pipeline.jobs import job_id
-from pipeline.ledger import LEDGER_FILE, Ledger
 from pipeline.providers import Provider, build_providers
 from pipeline.providers.base import KEY, REFUSED
 from pipeline.run import check_columns, normalizer
+from pipeline.store import has_store, open_store
+from pipeline.store.records import Scope, cache_window
 from pipeline.trace import trace_id_expr
 
 FIND_CHUNK = 50_000
@@ -39,7 +41,7 @@ class ProviderEstimate:
     refused: int = 0
     unique_keys: int = 0
     cached: int = 0
-    """Keys the ledger already answers (this job's run, or earlier runs within the TTL)."""
+    """Keys the store already answers (this job's run, or earlier runs within the TTL)."""
     to_buy: int = 0
     requests: int = 0
     credits: int = 0
@@ -102,10 +104,10 @@ def _price(
     keys: dict[str, list[pl.Series]],
     result: Estimate,
 ) -> None:
-    ledger_path = Path(config.run.state_dir) / LEDGER_FILE
-    ledger = Ledger(Path(config.run.state_dir)) if ledger_path.exists() else None
+    state_dir = Path(config.run.state_dir)
+    store = open_store(state_dir) if has_store(state_dir) else None
     try:
-        unfinished = ledger.resumable_run(source_job) if ledger else None
+        unfinished = store.resumable_run(source_job) if store else None
         reference = unfinished.cache_cutoff if unfinished else time.time()
         run_id = unfinished.run_id if unfinished else "(estimate)"
         session = unfinished.session + 1 if unfinished else 1
@@ -115,24 +117,18 @@ def _price(
             series = keys[provider.name]
             unique = pl.concat(series).unique() if series else pl.Series([], dtype=pl.String)
             figures.unique_keys = unique.len()
-            ttl = settings[provider.name].cache_ttl_days
-            cutoff = None if reference is None or ttl <= 0 else reference - ttl * 86_400
-            if ledger is not None and figures.unique_keys:
+            window = cache_window(reference, settings[provider.name].cache_ttl_days)
+            scope = Scope(provider.name, provider.params(), run_id, session, window)
+            if store is not None and figures.unique_keys:
                 as_list = unique.to_list()
                 for start in range(0, len(as_list), FIND_CHUNK):
                     chunk = as_list[start : start + FIND_CHUNK]
-                    rows = ledger.find(provider.name, provider.params(), chunk, run_id, cutoff)
-                    known = {
-                        key
-                        for key, found_run, found_session, status, *_ in rows
-                        if status != "failed" or (found_run == run_id and found_session == session)
-                    }
-                    figures.cached += len(known)
+                    figures.cached += len(store.answered(scope, chunk))
             figures.to_buy = figures.unique_keys - figures.cached
             figures.requests = math.ceil(figures.to_buy / provider.batch_size)
             figures.credits = figures.to_buy * provider.max_credits_per_key()
             rpm = settings[provider.name].requests_per_minute
             figures.minutes = figures.requests / rpm
     finally:
-        if ledger is not None:
-            ledger.close()
+        if store is not None:
+            store.close()

@@ -2,7 +2,7 @@
 
 A job is the input's content plus what is asked of it and where it goes. Running
 the same job again resumes its newest unfinished run (same run id, next session);
-once a run finished, the next one is a new run that reuses the ledger's answers
+once a run finished, the next one is a new run that reuses the store's answers
 through the cache.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.io.reader import InputFile
-from pipeline.ledger import Ledger, RunRecord
 from pipeline.providers import Provider
+from pipeline.store.base import AnswerStore
+from pipeline.store.records import NewRun, RunRecord, cache_window
 
 
 def new_run_id(now: datetime) -> str:
@@ -77,31 +78,31 @@ def _alive(pid: int) -> bool:
 
 
 def open_run(
-    ledger: Ledger,
+    store: AnswerStore,
     job: str,
     config: Config,
     config_path: str | None,
     started: datetime,
     no_cache: bool,
 ) -> RunRecord:
-    previous = ledger.resumable_run(job)
+    previous = store.resumable_run(job)
     if previous is not None:
-        return ledger.resume(previous.run_id)
-    return ledger.start(
-        new_run_id(started),
-        job,
-        config_path=config_path,
-        input_path=str(config.input.path),
-        output_path=str(config.output_file),
-        cache_cutoff=None if no_cache else started.timestamp(),
+        return store.resume(previous.run_id)
+    return store.start(
+        NewRun(
+            run_id=new_run_id(started),
+            job=job,
+            config_path=config_path,
+            input_path=str(config.input.path),
+            output_path=str(config.output_file),
+            cache_cutoff=None if no_cache else started.timestamp(),
+        )
     )
 
 
 def cache_from(record: RunRecord, config: Config) -> dict[str, float | None]:
     """Per provider: the oldest fetch time an earlier run's answer may have to be reused."""
-    cache: dict[str, float | None] = {}
-    for name, settings in config.providers.enabled().items():
-        days = settings.cache_ttl_days
-        reference = record.cache_cutoff  # the run's start, or None: --no-cache
-        cache[name] = None if reference is None or days <= 0 else reference - days * 86_400
-    return cache
+    return {  # the reference: the run's start, or None with --no-cache
+        name: cache_window(record.cache_cutoff, settings.cache_ttl_days)
+        for name, settings in config.providers.enabled().items()
+    }

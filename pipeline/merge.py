@@ -2,7 +2,7 @@
 
 This is where "the output is a pure function of (input, ledger)" is kept: a row's
 provider columns depend only on its key and what the ledger holds for that key
-(:meth:`Ledger.best_answers`), never on which request happened to carry it. Credits
+(:meth:`AnswerStore.best`), never on which request happened to carry it. Credits
 land on the row that first asked for a lookup this run paid for; duplicates and
 answers reused from earlier runs carry 0.
 """
@@ -16,22 +16,24 @@ import polars as pl
 
 from pipeline.engine.budget import BUDGET_REACHED
 from pipeline.io.reader import ROW_NUMBER
-from pipeline.ledger import Ledger
 from pipeline.plan import PlannedBatch, RunContext
 from pipeline.providers.base import KEY, REFUSED, Provider
+from pipeline.store.base import AnswerStore
 
 STATUSES = ("hit", "no_match", "invalid_input", "failed", "skipped_budget", "not_requested")
 NOT_SENT = "not looked up: the run ended before this lookup was sent"
 
-_ANSWER_SCHEMA = {
+_ANSWER_SCHEMA = {  # the fields of a BestAnswer, in order
     KEY: pl.String,
     "__pe_run": pl.String,
+    "__pe_session": pl.Int64,
     "__pe_status": pl.String,
     "__pe_answer": pl.String,
     "__pe_error": pl.String,
     "__pe_credits": pl.Int64,
     "__pe_request": pl.String,
     "__pe_first": pl.Int64,
+    "__pe_fetched": pl.Float64,
 }
 
 
@@ -73,7 +75,7 @@ class ProviderTally:
 def merge(
     planned: PlannedBatch,
     providers: list[Provider],
-    ledger: Ledger,
+    store: AnswerStore,
     context: RunContext,
     stopped: dict[str, str | None],
     tallies: dict[str, ProviderTally],
@@ -84,35 +86,31 @@ def merge(
     credits_total = pl.Series("credits_total", [0] * batch.height, dtype=pl.Int64)
     for provider in providers:
         plan = planned.plans[provider.name]
-        columns = provider_columns(provider, plan.keys, ledger, context, stopped[provider.name])
+        columns = provider_columns(provider, plan.keys, store, context, stopped[provider.name])
         _tally(provider, columns, tallies[provider.name])
         credits_total = credits_total + columns[f"{provider.prefix}_credits"]
         added.extend(columns.drop(ROW_NUMBER, "__pe_cached", "__pe_dupe").get_columns())
     return batch.with_columns(*added, credits_total.alias("credits_total"))
 
 
-def _answers(provider: Provider, keys: pl.Series, ledger: Ledger, ctx: RunContext) -> pl.DataFrame:
+def _answers(
+    provider: Provider, keys: pl.Series, store: AnswerStore, ctx: RunContext
+) -> pl.DataFrame:
     unique = keys.drop_nulls().unique().to_list()
-    rows = (
-        ledger.best_answers(
-            provider.name, provider.params(), unique, ctx.run_id, ctx.cache_from[provider.name]
-        )
-        if unique
-        else []
-    )
+    rows = store.best(ctx.scope(provider), unique) if unique else []
     return pl.DataFrame(rows, schema=_ANSWER_SCHEMA, orient="row")
 
 
 def provider_columns(
     provider: Provider,
     keys: pl.DataFrame,
-    ledger: Ledger,
+    store: AnswerStore,
     ctx: RunContext,
     stopped: str | None,
 ) -> pl.DataFrame:
     p = provider.prefix
     unsent = "skipped_budget" if (stopped or "").startswith(BUDGET_REACHED) else "failed"
-    answers = _answers(provider, keys[KEY], ledger, ctx)
+    answers = _answers(provider, keys[KEY], store, ctx)
     joined = keys.join(answers, on=KEY, how="left", maintain_order="left")
     key = pl.col(KEY)
     found = pl.col("__pe_status")

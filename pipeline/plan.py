@@ -25,9 +25,10 @@ import polars as pl
 from pipeline.engine.engine import Engine
 from pipeline.engine.lane import Lookup, Ticket
 from pipeline.io.reader import ROW_NUMBER
-from pipeline.ledger import Ledger
 from pipeline.normalize import PHONE_COLUMNS, normalize_phones
 from pipeline.providers.base import CARRY, KEY, REFUSED, Provider, carried
+from pipeline.store.base import AnswerStore
+from pipeline.store.records import Scope
 
 PRUNE_EVERY = 200_000
 
@@ -40,6 +41,11 @@ class RunContext:
     session: int
     cache_from: dict[str, float | None]
     """Per provider: answers of earlier runs fetched at or after this epoch are reused."""
+
+    def scope(self, provider: Provider) -> Scope:
+        """What the store is asked about ``provider``'s answers in this run."""
+        return Scope(provider.name, provider.params(), self.run_id, self.session,
+                     self.cache_from[provider.name])  # fmt: skip
 
 
 @dataclass
@@ -65,13 +71,13 @@ class Planner:
     def __init__(
         self,
         providers: Sequence[Provider],
-        ledger: Ledger,
+        store: AnswerStore,
         engine: Engine | None,
         context: RunContext,
         regions: tuple[str, ...] = ("US", "CA"),
     ) -> None:
         self.providers = list(providers)
-        self.ledger = ledger
+        self.store = store
         self.engine = engine
         self.context = context
         self.regions = regions
@@ -152,7 +158,7 @@ class Planner:
         from pipeline.merge import provider_columns  # merge imports this module
 
         column = f"{provider.prefix}_{provider.appends_phone}"
-        found = provider_columns(provider, plan.keys, self.ledger, self.context, None)
+        found = provider_columns(provider, plan.keys, self.store, self.context, None)
         appended = (
             pl.DataFrame({"__pe_found": found[column]})
             .lazy()
@@ -171,18 +177,8 @@ class Planner:
         return batch.with_columns(*updates, source.alias("phone_source"))
 
     def _answered(self, provider: Provider, keys: list[str]) -> set[str]:
-        """Keys the ledger already answers for this run (see the module docstring)."""
-        if not keys:
-            return set()
-        ctx = self.context
-        rows = self.ledger.find(
-            provider.name, provider.params(), keys, ctx.run_id, ctx.cache_from[provider.name]
-        )
-        known: set[str] = set()
-        for key, run_id, session, status, *_ in rows:
-            if status != "failed" or (run_id == ctx.run_id and session == ctx.session):
-                known.add(key)
-        return known
+        """Keys the store already answers for this run (see the module docstring)."""
+        return self.store.answered(self.context.scope(provider), keys)
 
     def _prune(self) -> None:
         """Forget finished submissions: their answers are in the ledger now."""

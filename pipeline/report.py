@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.ledger import Ledger
     from pipeline.merge import ProviderTally
     from pipeline.providers.base import Provider
+    from pipeline.store.base import AnswerStore
 
 FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error")
 
@@ -88,7 +88,7 @@ class FailedRowsFile:
 
 
 def provider_report(
-    ledger: Ledger, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
+    store: AnswerStore, run_id: str, provider: Provider, tally: ProviderTally, stopped: str | None
 ) -> dict[str, Any]:
     """One provider's figures for report.json: the request log's and the rows'.
 
@@ -97,27 +97,27 @@ def provider_report(
     per number, are ``credits_possibly_charged``, on no row (the rows' credits stay what
     the answers that arrived cost).
     """
-    totals = ledger.request_totals(run_id, provider.name)
+    totals = store.request_totals(run_id, provider.name)
     rows = tally.as_dict()
     by_status = rows["rows"]
     assert isinstance(by_status, dict)
     return {
-        "requests": totals["requests"],
-        "numbers": totals["numbers"],
+        "requests": totals.requests,
+        "numbers": totals.numbers,
         "hits": by_status["hit"],
         "no_match": by_status["no_match"],
         "invalid_input": by_status["invalid_input"],
         "failures": by_status["failed"],
-        "retries": totals["retries"],
-        "http_429": totals["http_429"],
+        "retries": totals.retries,
+        "http_429": totals.http_429,
         "cache_hits": tally.cache_hits,
         "duplicate_rows": tally.duplicates,
         "credits": tally.credits,
-        "credits_charged": totals["credits"],
-        "unanswered_requests": totals["unanswered"],
-        "unanswered_numbers": totals["unanswered_numbers"],
-        "credits_possibly_charged": totals["unanswered_numbers"] * provider.max_credits_per_key(),
-        "lookups": ledger.lookup_counts(run_id, provider.name),
+        "credits_charged": totals.credits,
+        "unanswered_requests": totals.unanswered,
+        "unanswered_numbers": totals.unanswered_numbers,
+        "credits_possibly_charged": totals.unanswered_numbers * provider.max_credits_per_key(),
+        "lookups": store.lookup_counts(run_id, provider.name),
         "rows": by_status,
         "stopped": stopped,
     }

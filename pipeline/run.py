@@ -9,7 +9,6 @@ running it again: same job (input + config), same run id, next session.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,8 +40,6 @@ from pipeline.io.changes import FileIdentity, check_unchanged, file_identity
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches, open_input, output_schema
 from pipeline.io.writer import write_batches
 from pipeline.jobs import cache_from, job_id, new_run_id, open_run, remove_stale_temp_outputs
-from pipeline.ledger import Ledger, RunRecord
-from pipeline.ledger_file import LedgerError, unwritable
 from pipeline.lock import state_lock
 from pipeline.merge import ProviderTally, merge, status_columns, text_columns
 from pipeline.normalize import (
@@ -57,6 +54,9 @@ from pipeline.progress import Progress, RunLog, Ticker, estimate_rows
 from pipeline.providers import Provider, build_providers
 from pipeline.report import FailedRowsFile, provider_report, write_report
 from pipeline.stopping import StopRequest
+from pipeline.store import open_store
+from pipeline.store.base import AnswerStore, StoreWriteError, UnusableStoreError
+from pipeline.store.records import RunRecord, Session
 from pipeline.trace import TRACE_ID_COLUMN, trace_id_expr
 
 CREDITS_TOTAL = "credits_total"
@@ -213,7 +213,7 @@ def run(
     ``stop`` (set by the CLI's signal handlers) stops every lane at once: what is in
     flight is recorded, no output is written, and :class:`Interrupted` (exit 3) is
     raised; the same job resumes. ``max_credits`` is ``--max-credits``: stored with the
-    run (:meth:`Ledger.budget`).
+    run (:meth:`AnswerStore.budget`).
     """
     with state_lock(Path(config.run.state_dir)):
         return _locked_run(
@@ -269,7 +269,7 @@ def _locked_run(
             input_path, config.input.encoding, state_dir / "tmp", config.input.encoding_errors
         )
         check_columns(config, source, providers)
-        ledger = Ledger(state_dir)
+        ledger = open_store(state_dir)
     except BaseException as exc:
         if source is not None:
             source.close()
@@ -294,7 +294,7 @@ def _locked_run(
 
 
 def _run_to_retry(
-    ledger: Ledger, config: Config, source: InputFile, providers: list[Provider], run_id: str
+    ledger: AnswerStore, config: Config, source: InputFile, providers: list[Provider], run_id: str
 ) -> RunRecord:
     job = job_id(config, source, providers)
     if not run_id:
@@ -316,7 +316,7 @@ def _run_to_retry(
 
 
 def _already_done(
-    ledger: Ledger, config: Config, source: InputFile, providers: list[Provider]
+    ledger: AnswerStore, config: Config, source: InputFile, providers: list[Provider]
 ) -> RunSummary | None:
     """The last run of this very job, if it settled every row and its output is there."""
     last = ledger.latest_run(job_id(config, source, providers))
@@ -360,7 +360,7 @@ def _run_job(
     config: Config,
     config_path: str | None,
     source: InputFile,
-    ledger: Ledger,
+    ledger: AnswerStore,
     providers: list[Provider],
     started: datetime,
     clock: float,
@@ -379,15 +379,14 @@ def _run_job(
         else:
             job = job_id(config, source, providers)
             record = open_run(ledger, job, config, config_path, started, no_cache)
-    except (OSError, sqlite3.OperationalError) as exc:  # nothing bought yet
-        raise LedgerError(f"{unwritable(ledger.path, exc)}: cannot start the run") from None
+    except StoreWriteError as exc:  # nothing bought yet
+        raise UnusableStoreError(f"{exc}: cannot start the run") from None
     run_id = record.run_id
     summary = RunSummary(run_id=run_id, exit_code=EXIT_OK, session=record.session)
     run_dir = Path(config.run.state_dir) / "runs" / run_id
     output_path = config.output_file
     context = RunContext(run_id, record.session, cache_from(record, config))
-    for provider in providers:
-        ledger.set_params(provider.name, provider.params())
+    session = Session(run_id, record.session, {p.name: p.params() for p in providers})
     tallies = {p.name: ProviderTally() for p in providers}
     stopped: dict[str, str | None] = {p.name: None for p in providers}
     report: dict[str, Any] = {
@@ -415,7 +414,7 @@ def _run_job(
     cap, cap_from = ledger.budget(run_id, max_credits, config.run.max_credits)
     # Spent so far: what was charged, and what requests that got no answer may have cost.
     held = sum(
-        ledger.request_totals(run_id, p.name)["unanswered_numbers"] * p.max_credits_per_key()
+        ledger.request_totals(run_id, p.name).unanswered_numbers * p.max_credits_per_key()
         for p in providers
     )
     budget = Budget(cap, ledger.charged(run_id) + held)
@@ -431,8 +430,7 @@ def _run_job(
                         providers,
                         config.providers.enabled(),
                         ledger,
-                        run_id,
-                        record.session,
+                        session,
                         transport=transport,
                         budget=budget,
                         grace_s=GRACE_S,
@@ -571,7 +569,7 @@ def _quietly(action: Callable[..., T], *args: Any) -> T | None:
     worth hiding the error that ended the run behind a second one."""
     try:
         return action(*args)
-    except (OSError, sqlite3.Error):
+    except (OSError, StoreWriteError):
         return None
 
 

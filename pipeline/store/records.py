@@ -31,7 +31,7 @@ run that had it (the report, ``retry``) and never reused."""
 DAY_S = 86_400
 
 
-def cache_window(reference: float | None, ttl_days: int) -> float | None:
+def cache_window(reference: float | None, ttl_days: float) -> float | None:
     """The oldest fetch time an earlier run's answer may have to be reused by a run that
     started at ``reference`` (None: ``--no-cache``), ``ttl_days`` (0: no cache)."""
     if reference is None or ttl_days <= 0:
