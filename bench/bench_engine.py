@@ -42,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import parse_config  # noqa: E402
 from pipeline.engine.engine import Engine  # noqa: E402
-from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.provider_config import TcpaAuthoritySettings  # noqa: E402
 from pipeline.providers.tcpa_authority import TcpaAuthority  # noqa: E402
 from pipeline.run import run  # noqa: E402
+from pipeline.store.records import NewRun, Session  # noqa: E402
+from pipeline.store.sqlite import SqliteStore  # noqa: E402
 
 KEY = "emulator-key"
 
@@ -106,12 +107,11 @@ def drive_engine(base_url: str, items: list[tuple[str, int]], **settings: object
     tcpa = TcpaAuthoritySettings(base_url=base_url, **settings)  # type: ignore[arg-type]
     provider = TcpaAuthority(tcpa, KEY, has_consent_dates=True)
     with tempfile.TemporaryDirectory() as state:
-        ledger = Ledger(Path(state))
-        ledger.start("bench", "bench", config_path=None, input_path="-", output_path="-",
-                     cache_cutoff=None)  # fmt: skip
-        ledger.set_params(provider.name, provider.params())
+        ledger = SqliteStore(Path(state))
+        ledger.start(NewRun("bench", "bench", None, "-", "-", None))
+        session = Session("bench", 1, {provider.name: provider.params()})
         started = time.perf_counter()
-        with Engine([provider], {provider.name: tcpa}, ledger, "bench", 1) as engine:
+        with Engine([provider], {provider.name: tcpa}, ledger, session) as engine:
             ticket = engine.submit(provider.name, items)
             engine.close_input()
             ticket.future.result()

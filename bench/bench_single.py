@@ -60,10 +60,11 @@ from pipeline.emulators.server import APPS, Emulator  # noqa: E402
 from pipeline.emulators.state import ProviderKnobs  # noqa: E402
 from pipeline.engine.engine import Engine  # noqa: E402
 from pipeline.engine.lane import Lookup  # noqa: E402
-from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.normalize import normalize_phones  # noqa: E402
 from pipeline.provider_config import ProviderSettings  # noqa: E402
 from pipeline.providers import Provider, build_providers  # noqa: E402
+from pipeline.store.records import NewRun, Session  # noqa: E402
+from pipeline.store.sqlite import SqliteStore  # noqa: E402
 from pipeline.trace import TRACE_ID_COLUMN  # noqa: E402
 
 EMULATOR_KEY = "emulator-key"
@@ -242,13 +243,11 @@ PEAK_IN_FLIGHT: list[int] = []
 def drive_engine(provider: Provider, settings: ProviderSettings, items: list[Lookup]) -> float:
     """Send ``items`` through the provider's lane; seconds until every answer is committed."""
     with tempfile.TemporaryDirectory() as state:
-        ledger = Ledger(Path(state))
-        ledger.start(
-            "bench", "bench", config_path=None, input_path="-", output_path="-", cache_cutoff=None
-        )
-        ledger.set_params(provider.name, provider.params())
+        ledger = SqliteStore(Path(state))
+        ledger.start(NewRun("bench", "bench", None, "-", "-", None))
+        session = Session("bench", 1, {provider.name: provider.params()})
         started = time.perf_counter()
-        with Engine([provider], {provider.name: settings}, ledger, "bench", 1) as engine:
+        with Engine([provider], {provider.name: settings}, ledger, session) as engine:
             ticket = engine.submit(provider.name, items)
             engine.close_input()
             ticket.future.result()

@@ -46,9 +46,10 @@ from bench_engine import KEY, emulator  # noqa: E402
 
 from pipeline.engine.engine import Engine  # noqa: E402
 from pipeline.engine.pacer import Pacer  # noqa: E402
-from pipeline.ledger import Ledger  # noqa: E402
 from pipeline.provider_config import TdgReversePhoneSettings  # noqa: E402
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone  # noqa: E402
+from pipeline.store.records import NewRun, Session  # noqa: E402
+from pipeline.store.sqlite import SqliteStore  # noqa: E402
 
 PROVIDER = "tdg_reverse_phone"
 MINUTE = 60.0
@@ -74,11 +75,10 @@ def drive(url: str, args: argparse.Namespace) -> tuple[list[float], Pacer]:
     hidden = args.limit / args.window_s
     rates: list[float] = []
     with tempfile.TemporaryDirectory() as state:
-        ledger = Ledger(Path(state))
-        ledger.start("bench", "bench", config_path=None, input_path="-", output_path="-",
-                     cache_cutoff=None)  # fmt: skip
-        ledger.set_params(provider.name, provider.params())
-        engine = Engine([provider], {PROVIDER: settings}, ledger, "bench", 1,
+        ledger = SqliteStore(Path(state))
+        ledger.start(NewRun("bench", "bench", None, "-", "-", None))
+        session = Session("bench", 1, {provider.name: provider.params()})
+        engine = Engine([provider], {PROVIDER: settings}, ledger, session,
                         pacers={PROVIDER: pacer})  # fmt: skip
         with engine:
             # More than the lane can send in the time: it is never short of work.

@@ -2,7 +2,7 @@
 
 A job is the input's content plus what is asked of it and where it goes. Running
 the same job again resumes its newest unfinished run (same run id, next session);
-once a run finished, the next one is a new run that reuses the ledger's answers
+once a run finished, the next one is a new run that reuses the store's answers
 through the cache.
 """
 
@@ -92,8 +92,8 @@ def open_run(
         return store.resume(previous.run_id)
     return store.start(
         NewRun(
-            new_run_id(started),
-            job,
+            run_id=new_run_id(started),
+            job=job,
             config_path=config_path,
             input_path=str(config.input.path),
             output_path=str(config.output_file),

@@ -1,6 +1,6 @@
-"""``phone-enrich status``: what the ledger says about the runs of a state folder.
+"""``phone-enrich status``: what the answer store says about the runs of a state folder.
 
-Read-only and lock-free (SQLite WAL lets it read while a run writes), so it can be
+Read-only and lock-free (the store lets it read while a run writes), so it can be
 asked while a run is going. A run's state says ``running`` from its start until it
 ends; one killed (-9, OOM, a power cut) never ends, so the lock, which dies with its
 holder, says whether it still runs: the state folder's lock free, it is shown as
@@ -15,8 +15,10 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.errors import UsageError
-from pipeline.ledger import LEDGER_FILE, Ledger, RunRecord
 from pipeline.lock import lock_is_held
+from pipeline.store import has_store, open_store
+from pipeline.store.base import AnswerStore
+from pipeline.store.records import RunRecord
 
 
 def _when(epoch: float) -> str:
@@ -32,7 +34,7 @@ def _progress(run_dir: Path) -> str:
 
 
 def _describe(
-    ledger: Ledger, run: RunRecord, state_dir: Path, detail: bool, live: str | None
+    store: AnswerStore, run: RunRecord, state_dir: Path, detail: bool, live: str | None
 ) -> list[str]:
     code = "" if run.exit_code is None else f", exit {run.exit_code}"
     state = run.state
@@ -41,7 +43,7 @@ def _describe(
     lines = [
         f"{run.run_id}  {state} (session {run.session}{code})  started {_when(run.started_at)}",
         f"  input {run.input_path} -> output {run.output_path}",
-        f"  charged {ledger.charged(run.run_id):,} credits; "
+        f"  charged {store.charged(run.run_id):,} credits; "
         + _progress(state_dir / "runs" / run.run_id),
     ]
     if state == "interrupted":
@@ -54,23 +56,23 @@ def _describe(
     if run.max_credits is not None:
         lines.append(f"  budget: {run.max_credits:,} credits (--max-credits, kept for the run)")
     if detail:
-        for provider in ledger.providers_of_run(run.run_id):
-            by_status = ledger.lookup_counts(run.run_id, provider)
+        for provider in store.providers_of_run(run.run_id):
+            by_status = store.lookup_counts(run.run_id, provider)
             shown = ", ".join(f"{s} {n:,}" for s, n in sorted(by_status.items()))
-            totals = ledger.request_totals(run.run_id, provider)
-            unanswered = totals["unanswered"]
+            totals = store.request_totals(run.run_id, provider)
+            unanswered = totals.unanswered
             # While a run goes, its requests in flight have no answer yet either.
             word = "in flight or unanswered" if state == "running" else "unanswered"
             lines.append(
-                f"  {provider}: lookups {shown}; {totals['requests']:,} requests, "
-                f"{totals['retries']:,} retries, {totals['http_429']:,} throttled"
+                f"  {provider}: lookups {shown}; {totals.requests:,} requests, "
+                f"{totals.retries:,} retries, {totals.http_429:,} throttled"
                 + (
-                    f", {unanswered:,} {word} ({totals['unanswered_numbers']:,} numbers)"
+                    f", {unanswered:,} {word} ({totals.unanswered_numbers:,} numbers)"
                     if unanswered
                     else ""
                 )
             )
-        for provider, error, count in ledger.failure_reasons(run.run_id)[:10]:
+        for provider, error, count in store.failure_reasons(run.run_id)[:10]:
             lines.append(f"  failed {count:,} x {provider}: {error}")
     return lines
 
@@ -78,30 +80,27 @@ def _describe(
 def status_lines(config: Config, run_id: str | None = None, limit: int = 10) -> list[str]:
     """Lines describing the state folder's newest runs, or one run in detail."""
     state_dir = Path(config.run.state_dir)
-    if not (state_dir / LEDGER_FILE).exists():
+    if not has_store(state_dir):
         return [f"{state_dir}: no runs yet"]
-    ledger = Ledger(state_dir)
-    try:
-        live = _live_run(ledger, state_dir)
+    with open_store(state_dir) as store:
+        live = _live_run(store, state_dir)
         if run_id is not None:
-            run = ledger.get_run(run_id)
+            run = store.get_run(run_id)
             if run is None:
                 raise UsageError(f"--run {run_id}: no such run in {state_dir}")
-            return _describe(ledger, run, state_dir, True, live)
-        runs = ledger.runs(limit)
+            return _describe(store, run, state_dir, True, live)
+        runs = store.runs(limit)
         if not runs:
             return [f"{state_dir}: no runs yet"]
         lines: list[str] = []
         for index, run in enumerate(runs):
-            lines.extend(_describe(ledger, run, state_dir, index == 0, live))
+            lines.extend(_describe(store, run, state_dir, index == 0, live))
         return lines
-    finally:
-        ledger.close()
 
 
-def _live_run(ledger: Ledger, state_dir: Path) -> str | None:
+def _live_run(store: AnswerStore, state_dir: Path) -> str | None:
     """The run whose process is going now, if any: one run at a time holds the lock, so
     with the lock held it is the newest one (re)started; with it free, none."""
     if not lock_is_held(state_dir):
         return None
-    return ledger.newest_running()
+    return store.newest_running()

@@ -24,8 +24,8 @@ from pipeline.config import Config
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_OK, EXIT_STOPPED
-from pipeline.ledger import LEDGER_FILE
 from pipeline.run import run
+from pipeline.store.sqlite import LEDGER_FILE
 
 from conftest import CliResult, reports
 

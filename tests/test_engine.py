@@ -17,9 +17,10 @@ from pipeline.engine.engine import Engine
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.stops import StopKind, StopReason
 from pipeline.engine.tickets import Batch, Ticket
-from pipeline.ledger import Ledger
 from pipeline.provider_config import TcpaAuthoritySettings
 from pipeline.providers.tcpa_authority import TcpaAuthority
+from pipeline.store.records import NewRun, Session
+from pipeline.store.sqlite import SqliteStore
 
 RUN = "run-1"
 
@@ -43,27 +44,27 @@ class Recorder:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger(tmp_path)
-    ledger.start(RUN, "job", config_path=None, input_path="in", output_path="out",
-                 cache_cutoff=None)  # fmt: skip
+def ledger(tmp_path: Path) -> Iterator[SqliteStore]:
+    ledger = SqliteStore(tmp_path)
+    ledger.start(NewRun(RUN, "job", config_path=None, input_path="in", output_path="out",
+                        cache_cutoff=None))  # fmt: skip
     yield ledger
     ledger.close()
 
 
-def engine(ledger: Ledger, recorder: Recorder, **settings: object) -> Engine:
+def engine(ledger: SqliteStore, recorder: Recorder, **settings: object) -> Engine:
     tcpa = TcpaAuthoritySettings(base_url="http://tcpa.test/v1.5", **settings)  # type: ignore[arg-type]
     provider = TcpaAuthority(tcpa, "key", has_consent_dates=True)
-    ledger.set_params(provider.name, provider.params())
+    session = Session(RUN, 1, {provider.name: provider.params()})
     transport = httpx.MockTransport(recorder)
-    return Engine([provider], {provider.name: tcpa}, ledger, RUN, 1, transport=transport)
+    return Engine([provider], {provider.name: tcpa}, ledger, session, transport=transport)
 
 
 def items(count: int, start: int = 0) -> list[tuple[str, int]]:
     return [(f"212{2000000 + i:07d}:20200101", i + 1) for i in range(start, start + count)]
 
 
-def test_batches_are_full_except_the_last(ledger: Ledger) -> None:
+def test_batches_are_full_except_the_last(ledger: SqliteStore) -> None:
     recorder = Recorder()
     with engine(ledger, recorder, batch_size=100, requests_per_minute=10**6) as e:
         first = e.submit("tcpa_authority", items(130))
@@ -75,7 +76,7 @@ def test_batches_are_full_except_the_last(ledger: Ledger) -> None:
     assert ledger.lookup_counts(RUN, "tcpa_authority") == {"hit": 250}
 
 
-def test_a_partial_batch_waits_until_someone_needs_it(ledger: Ledger) -> None:
+def test_a_partial_batch_waits_until_someone_needs_it(ledger: SqliteStore) -> None:
     recorder = Recorder()
     with engine(ledger, recorder, batch_size=100, requests_per_minute=10**6) as e:
         ticket = e.submit("tcpa_authority", items(30))
@@ -89,7 +90,7 @@ def test_a_partial_batch_waits_until_someone_needs_it(ledger: Ledger) -> None:
         assert recorder.sizes == [30, 100]
 
 
-def test_requests_are_spaced_evenly(ledger: Ledger) -> None:
+def test_requests_are_spaced_evenly(ledger: SqliteStore) -> None:
     recorder = Recorder()
     with engine(ledger, recorder, batch_size=1, requests_per_minute=600, max_concurrency=8) as e:
         ticket = e.submit("tcpa_authority", items(6))
@@ -103,7 +104,7 @@ def test_requests_are_spaced_evenly(ledger: Ledger) -> None:
     assert recorder.sent_at[-1] - recorder.sent_at[0] >= 0.499, gaps
 
 
-def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: Ledger) -> None:
+def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: SqliteStore) -> None:
     recorder = Recorder(status=401)
     with engine(ledger, recorder, batch_size=10, requests_per_minute=10**6, max_concurrency=1) as e:
         ticket = e.submit("tcpa_authority", items(50))
@@ -114,7 +115,7 @@ def test_a_refused_key_stops_the_lane_and_drops_what_is_queued(ledger: Ledger) -
     assert recorder.sizes == [10]  # one refusal, then nothing more is sent
     assert ledger.lookup_counts(RUN, "tcpa_authority") == {}
     totals = ledger.request_totals(RUN, "tcpa_authority")
-    assert (totals["requests"], totals["credits"]) == (1, 0)
+    assert (totals.requests, totals.credits) == (1, 0)
 
 
 def test_guard_holds_a_window_of_response_times() -> None:
@@ -171,7 +172,7 @@ def test_a_split_batch_keeps_each_key_with_its_ticket() -> None:
     assert first.future.done() and second.future.done()
 
 
-def test_a_stop_ends_a_retry_wait_at_once_and_nothing_more_is_sent(ledger: Ledger) -> None:
+def test_a_stop_ends_a_retry_wait_at_once_and_nothing_more_is_sent(ledger: SqliteStore) -> None:
     """A 429 asking for a minute's wait must not hold a stopped run for that minute."""
 
     class SlowDown(Recorder):

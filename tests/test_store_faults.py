@@ -21,7 +21,7 @@ from pipeline.cli import EXIT_BROKEN_PIPE
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
-from pipeline.ledger import LEDGER_FILE
+from pipeline.store.sqlite import LEDGER_FILE
 
 from conftest import CliResult
 
@@ -190,8 +190,8 @@ def _wal_left_behind(state: Path) -> None:
     """A process that committed to the ledger and died before checkpointing: the WAL
     (and its index) stay beside the file, as after a kill -9."""
     code = (
-        "import os, sys; from pathlib import Path; from pipeline.ledger import Ledger\n"
-        "ledger = Ledger(Path(sys.argv[1]))\n"
+        "import os, sys; from pathlib import Path; from pipeline.store.sqlite import SqliteStore\n"
+        "ledger = SqliteStore(Path(sys.argv[1]))\n"
         'ledger.conn.execute("UPDATE runs SET updated_at = updated_at + 1")\n'
         "os._exit(0)\n"
     )

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_LOOKUPS_FAILED, EXIT_OK, EXIT_STOPPED
-from pipeline.ledger import Ledger
 from pipeline.provider_config import TcpaAuthoritySettings
 from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.run import run
+from pipeline.store.sqlite import SqliteStore
 
 NUMBERS = [
     "2027771043",
@@ -342,7 +342,7 @@ def test_the_api_key_never_lands_in_state_outputs_or_logs(
     assert any(p.name == "ledger.sqlite" for p in files)
     for path in files:
         assert secret.encode() not in path.read_bytes(), path
-    ledger = Ledger(tmp_path / "state")
+    ledger = SqliteStore(tmp_path / "state")
     try:
         dumped = "\n".join(ledger.conn.iterdump())
     finally:

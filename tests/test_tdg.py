@@ -29,12 +29,13 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
-from pipeline.ledger import Ledger
 from pipeline.provider_config import TdgIdVerifySettings, TdgReversePhoneSettings
 from pipeline.providers.tdg_common import ADAPTIVE
 from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
+from pipeline.store.records import NewRun, Session
+from pipeline.store.sqlite import SqliteStore
 
 SECRET = "tdg-secret-key-123"
 BASE = "https://api.tdg1.test"
@@ -409,13 +410,13 @@ def test_a_tdg_lane_slows_on_429_and_recovers_as_answers_arrive(tmp_path: Path) 
         base_url=BASE, requests_per_minute=60_000, max_concurrency=1, max_attempts=3
     )
     provider = TdgReversePhone(settings, SECRET)
-    ledger = Ledger(tmp_path)
-    ledger.start("run", "job", config_path=None, input_path="in", output_path="out",
-                 cache_cutoff=None)  # fmt: skip
-    ledger.set_params(provider.name, provider.params())
+    ledger = SqliteStore(tmp_path)
+    ledger.start(NewRun("run", "job", config_path=None, input_path="in", output_path="out",
+                        cache_cutoff=None))  # fmt: skip
+    session = Session("run", 1, {provider.name: provider.params()})
     transport = httpx.MockTransport(tdg)
     items = [(f"212423{3700 + i:04d}", i + 1) for i in range(10)]
-    with Engine([provider], {provider.name: settings}, ledger, "run", 1,
+    with Engine([provider], {provider.name: settings}, ledger, session,
                 transport=transport) as engine:  # fmt: skip
         ticket = engine.submit(provider.name, items)
         engine.close_input()

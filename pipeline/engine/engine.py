@@ -3,7 +3,7 @@
 The rest of the pipeline is synchronous (polars batches on reader threads, the
 writer's sink). The engine bridges to it with an anyio blocking portal: the
 planner submits keys and gets a :class:`concurrent.futures.Future` per submission,
-done once every key is committed to the ledger; the merger waits on those.
+done once every key is committed to the store; the merger waits on those.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from pipeline.engine.budget import Budget
 from pipeline.engine.lane import Lane, Lookup
 from pipeline.engine.pacer import Pacer
-from pipeline.engine.sink import LedgerSink
+from pipeline.engine.sink import StoreSink
 from pipeline.engine.stops import StopReason
 from pipeline.engine.tickets import Ticket
 from pipeline.errors import StoreError
-from pipeline.ledger import Ledger
 from pipeline.provider_config import ProviderSettings
 from pipeline.providers.base import Provider
+from pipeline.store.base import AnswerStore
+from pipeline.store.records import Session
 
 
 class Engine(AbstractContextManager["Engine"]):
@@ -37,9 +38,8 @@ class Engine(AbstractContextManager["Engine"]):
         self,
         providers: Sequence[Provider],
         settings: Mapping[str, ProviderSettings],
-        ledger: Ledger,
-        run_id: str,
-        session: int,
+        store: AnswerStore,
+        session: Session,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         pacers: Mapping[str, Pacer] | None = None,
@@ -48,8 +48,7 @@ class Engine(AbstractContextManager["Engine"]):
     ) -> None:
         self._providers = list(providers)
         self._settings = settings
-        self._ledger = ledger
-        self._run_id = run_id
+        self._store = store
         self._session = session
         self._transport = transport
         self._pacers = dict(pacers or {})
@@ -60,7 +59,7 @@ class Engine(AbstractContextManager["Engine"]):
         self._portal: BlockingPortal | None = None
         self._done: Future[None] | None = None
         self._clients: list[httpx.AsyncClient] = []
-        self._sink: LedgerSink | None = None
+        self._sink: StoreSink | None = None
 
     def __enter__(self) -> Engine:
         self._portal = self._stack.enter_context(start_blocking_portal())
@@ -69,9 +68,7 @@ class Engine(AbstractContextManager["Engine"]):
         return self
 
     async def _setup(self) -> None:
-        self._sink = LedgerSink(
-            self._ledger, self._run_id, self._session, on_failure=self._store_failed
-        )
+        self._sink = StoreSink(self._store, self._session, on_failure=self._store_failed)
         for provider in self._providers:
             settings = self._settings[provider.name]
             limits = httpx.Limits(
@@ -127,7 +124,7 @@ class Engine(AbstractContextManager["Engine"]):
 
     def submit(self, provider: str, items: Sequence[Lookup]) -> Ticket:
         """Queue (key, first row[, carry]) lookups; the ticket is done once all are in the
-        ledger."""
+        store."""
         return self.portal.call(self.lanes[provider].submit, items)
 
     def flush_through(self, ticket: Ticket) -> None:

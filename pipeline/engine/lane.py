@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 from pipeline.engine.budget import Budget
 from pipeline.engine.inflight import InFlight
 from pipeline.engine.pacer import Pacer
-from pipeline.engine.sink import LedgerSink
+from pipeline.engine.sink import StoreSink
 from pipeline.engine.stops import StopReason
 from pipeline.engine.tickets import Batch, Segment, Ticket
 from pipeline.errors import (
@@ -36,9 +36,9 @@ from pipeline.errors import (
     StoreError,
     TransientError,
 )
-from pipeline.ledger import Columns, RequestLog
 from pipeline.provider_config import ProviderSettings
 from pipeline.providers.base import Provider, Reply
+from pipeline.store.records import Columns, RequestLog
 
 Lookup = tuple[str, int] | tuple[str, int, str | None]
 """What the planner submits: a key, the first row that asked, and optionally what the
@@ -56,7 +56,7 @@ class Lane:
         provider: Provider,
         settings: ProviderSettings,
         client: httpx.AsyncClient,
-        sink: LedgerSink,
+        sink: StoreSink,
         *,
         pacer: Pacer | None = None,
         rng: random.Random | None = None,
@@ -216,7 +216,7 @@ class Lane:
         ``turn``: when the caller got this batch's slot and pacer turn (None: get them).
         A request slot is held until the answer is committed: so at most what the lane
         keeps in flight (:class:`InFlight`, sized from its rate and latency) is ever paid
-        for but not yet in the ledger, which bounds what a kill -9 can make us pay twice.
+        for but not yet in the store, which bounds what a kill -9 can make us pay twice.
         """
         attempt = 1
         while True:

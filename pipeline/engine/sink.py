@@ -1,12 +1,13 @@
-"""The lanes' way into the ledger: writes run on one worker thread, off the event loop.
+"""The lanes' way into the answer store: writes run on one worker thread, off the event loop.
 
 A commit is awaited (a key's ticket is only settled once its answer is on disk),
 but not alone: responses that arrive while a write is under way wait for the
 next one, which takes them all in one transaction (group commit). The note that a
 request is about to go out is not awaited at all: it rides along with the next
 write, so sending never waits behind the disk. Those notes exist to show, after a
-crash, which requests were in flight; the ledger files them with INSERT OR IGNORE,
-so a note that lands after its own response changes nothing.
+crash, which requests were in flight; the store keeps the first of them
+(:meth:`AnswerStore.log_sent`), so a note that lands after its own response changes
+nothing.
 
 A write that fails (disk full, the file gone) is fatal to the run: every caller
 waiting on that group, and every later one, gets the same :class:`StoreError`, and
@@ -15,31 +16,28 @@ waiting on that group, and every later one, gets the same :class:`StoreError`, a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
 
 from pipeline.errors import StoreError
-from pipeline.ledger import Columns, Ledger, RequestLog, Response
-from pipeline.ledger_file import unwritable
+from pipeline.store.base import AnswerStore, StoreWriteError
+from pipeline.store.records import Columns, RequestLog, Response, Session
 
 _EMPTY = Columns([], [], [], [], [], [])
 
 
-class LedgerSink:
+class StoreSink:
     """Serialised, grouped, thread-offloaded writes of one run's session."""
 
     def __init__(
         self,
-        ledger: Ledger,
-        run_id: str,
-        session: int,
+        store: AnswerStore,
+        session: Session,
         on_failure: Callable[[StoreError], None] | None = None,
     ) -> None:
-        self.ledger = ledger
-        self.run_id = run_id
+        self.store = store
         self.session = session
         self._sent: list[tuple[str, str, int, int]] = []
         self._waiting: list[tuple[Response, anyio.Event]] = []
@@ -69,7 +67,7 @@ class LedgerSink:
                     try:
                         with anyio.CancelScope(shield=True):
                             await anyio.to_thread.run_sync(self._write, sent, responses)
-                    except (OSError, sqlite3.Error) as exc:
+                    except StoreWriteError as exc:
                         self._fail(exc)
                     finally:
                         for _, event in group:
@@ -83,9 +81,9 @@ class LedgerSink:
         if self.failure is not None:
             raise self.failure
 
-    def _fail(self, exc: OSError | sqlite3.Error) -> None:
+    def _fail(self, exc: StoreWriteError) -> None:
         self.failure = StoreError(
-            f"{unwritable(self.ledger.path, exc)}: cannot record the answers bought, so "
+            f"{exc}: cannot record the answers bought, so "
             "nothing more is sent; fix that, then run the same command again: it resumes "
             "and pays again at most for the requests that were in flight"
         )
@@ -97,11 +95,11 @@ class LedgerSink:
         if sent and self.failure is None:
             try:
                 await anyio.to_thread.run_sync(self._write, sent, [])
-            except (OSError, sqlite3.Error) as exc:
+            except StoreWriteError as exc:
                 self._fail(exc)
 
     def _write(self, sent: list[tuple[str, str, int, int]], responses: list[Response]) -> None:
         for request_id, provider, attempt, numbers in sent:
-            self.ledger.log_sent(request_id, provider, self.run_id, self.session, attempt, numbers)
+            self.store.log_sent(self.session, request_id, provider, attempt, numbers)
         if responses:
-            self.ledger.commit_many(responses, self.run_id, self.session)
+            self.store.commit(self.session, responses)

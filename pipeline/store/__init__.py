@@ -1,1 +1,26 @@
-"""The answer store (:class:`AnswerStore`) and its backends."""
+"""The answer store (:class:`AnswerStore`) and its backends; :func:`open_store` picks one.
+
+Only this package knows how answers are kept (SQL, files, connections): the rest of
+the pipeline asks an :class:`AnswerStore` and gets typed records back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.store.base import AnswerStore, StoreWriteError, UnusableStoreError
+from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
+
+__all__ = ["AnswerStore", "StoreWriteError", "UnusableStoreError", "has_store", "open_store"]
+
+
+def open_store(state_dir: Path) -> AnswerStore:
+    """The store of a state folder, created empty if there is none yet (SQLite:
+    ``state_dir/ledger.sqlite``). :class:`UnusableStoreError` if it is damaged or not
+    ours: nothing is changed then."""
+    return SqliteStore(state_dir)
+
+
+def has_store(state_dir: Path) -> bool:
+    """Whether the state folder has a store yet (for read-only commands, which make none)."""
+    return (state_dir / LEDGER_FILE).exists()

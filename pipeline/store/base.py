@@ -29,6 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from pipeline.errors import EXIT_USAGE, PipelineError, StoreError
 from pipeline.store.records import (
     BestAnswer,
     FailureCount,
@@ -172,6 +173,15 @@ class AnswerStore(ABC):
         """Credits this run's own lookups carry, every provider."""
 
 
-class StoreWriteError(Exception):
-    """The store cannot be written (a full disk, a vanished file or server): the message
-    names the store and the cause in one line. The engine turns it into a stop."""
+class StoreWriteError(StoreError):
+    """The store cannot be written (a full disk, a vanished file or server, a row it
+    refuses), or read for a reason other than damage: the message names the store and
+    the cause in one line. The engine turns it into a stop (exit 3: what was recorded
+    is kept, and the same command resumes once the cause is fixed)."""
+
+
+class UnusableStoreError(PipelineError):
+    """The store cannot be used at all: damaged, not ours, newer than this code, or not
+    to be opened. One line naming it and what to do; exit 2, and nothing was changed."""
+
+    exit_code = EXIT_USAGE

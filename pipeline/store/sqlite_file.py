@@ -1,4 +1,4 @@
-"""The ledger's file: connect to it, create it whole, and refuse a damaged one untouched.
+"""The SQLite store's file: connect to it, create it whole, refuse a damaged one untouched.
 
 Left to itself, SQLite takes a zero-byte file for a new, empty database (every
 cached answer is silently gone and the file rewritten), and answers junk with an
@@ -7,7 +7,8 @@ new ledger is built under a temporary name and linked into place complete: a
 ledger file at its path always has its header, so a zero-byte one is damage (a
 failed copy, a truncation), never a file that a concurrent run is creating.
 Damage deep inside a file that looks whole is only found when SQLite reads that
-page; :func:`damage` turns SQLite's error then into the same one line.
+page; :func:`damage` turns SQLite's error then into the same one line, and
+:func:`guarded` every other failure into a :class:`StoreWriteError` naming the file.
 """
 
 from __future__ import annotations
@@ -24,29 +25,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from pipeline.errors import EXIT_USAGE, PipelineError
+from pipeline.store.base import StoreWriteError, UnusableStoreError
 
 LEDGER_FILE = "ledger.sqlite"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
-class LedgerError(PipelineError):
-    """The ledger file cannot be opened or is not ours: one line, exit 2."""
-
-    exit_code = EXIT_USAGE
-
-
-def damaged(path: Path, what: str) -> LedgerError:
+def damaged(path: Path, what: str) -> UnusableStoreError:
     """The one line for a ledger we will not use: which file, what is wrong, what to do."""
-    return LedgerError(
+    return UnusableStoreError(
         f"{path}: {what}. Nothing was changed: restore it (and {path.name}-wal, if any) from "
         f"a backup, or move {path.name}* out of {path.parent} to start a new, empty ledger "
         "(the answers it held will be bought again)"
     )
 
 
-def damage(path: Path, exc: sqlite3.DatabaseError) -> LedgerError | None:
+def damage(path: Path, exc: sqlite3.DatabaseError) -> UnusableStoreError | None:
     """The error to raise for ``exc`` if it says the file is damaged, else None."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None or code & 0xFF not in _DAMAGE_CODES:
@@ -66,24 +61,28 @@ _R = TypeVar("_R")
 def guarded(
     method: Callable[Concatenate[_Self, _P], _R],
 ) -> Callable[Concatenate[_Self, _P], _R]:
-    """A ledger method whose SQLite "malformed" or "not a database" (damage found when a
-    page is read) becomes the one line of LedgerError naming the file and what to do."""
+    """A store method whose SQLite "malformed" or "not a database" (damage found when a
+    page is read) becomes the one line of UnusableStoreError naming the file and what to
+    do, and whose other failure (a full disk, a vanished file, a row refused) a
+    StoreWriteError naming the file and the cause: no SQLite error leaves the store."""
 
     def call(self: _Self, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             error = damage(self.path, exc)
-            if error is None:
-                raise
-            raise error from None
+            if error is not None:
+                raise error from None
+            raise StoreWriteError(unwritable(self.path, exc)) from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreWriteError(unwritable(self.path, exc)) from exc
 
     functools.update_wrapper(call, method)
     return call
 
 
 def check_file(path: Path) -> bool:
-    """Whether a ledger file is there; LedgerError if it is there but cannot be one.
+    """Whether a ledger file is there; UnusableStoreError if it is there but cannot be one.
 
     Reads the first bytes only; SQLite has not touched the file (nor its -wal, which a
     zero-byte database would have replayed onto nothing and then reset).
@@ -98,7 +97,7 @@ def check_file(path: Path) -> bool:
             raise damaged(path, f"the ledger file is missing but {wal.name} is there") from None
         return False
     except IsADirectoryError:
-        raise LedgerError(f"{path}: is a folder, not a ledger file; move it away") from None
+        raise UnusableStoreError(f"{path}: is a folder, not a ledger file; move it away") from None
     if not head:
         raise damaged(path, "the ledger is empty (0 bytes): the answers it held are gone")
     if len(head) < 100 or not head.startswith(SQLITE_MAGIC):

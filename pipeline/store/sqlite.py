@@ -1,0 +1,330 @@
+"""The answer store in one SQLite file (WAL) in the state folder: ``ledger.sqlite``.
+
+Connections are per thread (sqlite3's rule); the engine writes on one thread while
+the planner and the merger read on others, which WAL allows without blocking. A
+commit is one transaction, so a crash at any line leaves whole responses only. The
+schema and its migrations are in :mod:`~pipeline.store.sqlite_schema`; opening,
+creating and refusing the file in :mod:`~pipeline.store.sqlite_file`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.store.base import AnswerStore, UnusableStoreError
+from pipeline.store.records import (
+    BestAnswer,
+    FailureCount,
+    NewRun,
+    RequestTotals,
+    Response,
+    RunRecord,
+    Scope,
+    Session,
+)
+from pipeline.store.sqlite_file import (
+    LEDGER_FILE,
+    check_file,
+    connect,
+    create,
+    damage,
+    guarded,
+    unwritable,
+)
+from pipeline.store.sqlite_schema import migrate
+
+__all__ = ["LEDGER_FILE", "SqliteStore"]
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_RUN_COLUMNS = (
+    "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
+    " config_path, input_path, output_path, max_credits"
+)
+# The candidates of the asked keys (see pipeline.store.base), best first per key. CROSS
+# JOIN pins the loop order: one primary-key probe per asked key. With a plain JOIN
+# SQLite scans every row of (provider, params) and, for each, the whole key list.
+_BEST = (
+    "SELECT key, run_id, session, status, answer, error, credits, request_id, first_row,"
+    " fetched_at FROM ("
+    " SELECT l.*, row_number() OVER (PARTITION BY l.key ORDER BY"
+    "  l.status = 'failed', l.run_id != ?, l.fetched_at DESC) AS pick"
+    " FROM json_each(?) AS k"
+    " CROSS JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+    " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)"
+    ") WHERE pick = 1"
+)
+# Unanswered: sent, and no HTTP answer came back, so the provider may have charged for
+# it: a timeout, a connection dropped after sending, or one in flight when the process
+# ended (sent, never recorded). A connection that could not be made sent nothing.
+_TOTALS = (
+    "SELECT count(*), coalesce(sum(attempt > 1), 0), coalesce(sum(http_status = 429), 0),"
+    " coalesce(sum(CASE WHEN outcome = 'answered' THEN numbers ELSE 0 END), 0),"
+    " coalesce(sum(credits), 0), coalesce(sum(unanswered), 0),"
+    " coalesce(sum(CASE WHEN unanswered THEN numbers ELSE 0 END), 0)"
+    " FROM (SELECT *, http_status IS NULL AND (outcome IS NULL OR (outcome = 'transient'"
+    "  AND coalesce(error, '') NOT LIKE '%connection failed: Connect%')) AS unanswered"
+    " FROM requests WHERE run_id = ? AND provider = ?)"
+)
+
+
+class SqliteStore(AnswerStore):
+    """The store file of one state folder. ``clock`` stamps runs, requests and answers
+    (tests move it; a run uses the wall clock)."""
+
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / LEDGER_FILE
+        self.location = str(self.path)
+        self._clock = clock
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            # A damaged file is refused before SQLite touches it (or its -wal).
+            if not check_file(self.path):
+                create(self.path, migrate)
+            migrate(self.conn)  # a ledger of an older phone-enrich: its new steps
+        except UnusableStoreError as exc:
+            self.close()
+            if str(exc).startswith(str(self.path)):
+                raise
+            raise UnusableStoreError(f"{self.path}: {exc}") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self.close()
+            error = damage(self.path, exc) if isinstance(exc, sqlite3.DatabaseError) else None
+            raise error or UnusableStoreError(
+                f"{unwritable(self.path, exc)}: cannot use the ledger"
+            ) from None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- runs --------------------------------------------------------------------------
+
+    @guarded
+    def _run_row(self, where: str, args: Sequence[Any]) -> RunRecord | None:
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchone()
+        return RunRecord(*row) if row else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self._run_row("run_id = ?", (run_id,))
+
+    @guarded
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        rows = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def latest_run(self, job: str) -> RunRecord | None:
+        return self._run_row("job = ? ORDER BY started_at DESC LIMIT 1", (job,))
+
+    def resumable_run(self, job: str) -> RunRecord | None:
+        return self._run_row(
+            "job = ? AND state != 'finished' ORDER BY started_at DESC LIMIT 1", (job,)
+        )
+
+    @guarded
+    def newest_running(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT run_id FROM runs WHERE state = 'running' ORDER BY updated_at DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @guarded
+    def start(self, run: NewRun) -> RunRecord:
+        now = self._clock()
+        self.conn.execute(
+            "INSERT INTO runs (run_id, job, config_path, input_path, output_path, state,"
+            " session, cache_cutoff, started_at, updated_at) VALUES (?,?,?,?,?,'running',1,?,?,?)",
+            (run.run_id, run.job, run.config_path, run.input_path, run.output_path,
+             run.cache_cutoff, now, now),
+        )  # fmt: skip
+        record = self.get_run(run.run_id)
+        assert record is not None
+        return record
+
+    @guarded
+    def resume(self, run_id: str) -> RunRecord:
+        self.conn.execute(
+            "UPDATE runs SET state = 'running', session = session + 1, updated_at = ?,"
+            " exit_code = NULL, stop_reason = NULL WHERE run_id = ?",
+            (self._clock(), run_id),
+        )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    @guarded
+    def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
+        self.conn.execute(
+            "UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
+            " WHERE run_id = ?",
+            (state, exit_code, reason, self._clock(), run_id),
+        )
+
+    def finish(self, run_id: str, exit_code: int) -> None:
+        self._end(run_id, "finished", exit_code, None)
+
+    def stop(self, run_id: str, exit_code: int, reason: str) -> None:
+        self._end(run_id, "stopped", exit_code, reason)
+
+    def fail(self, run_id: str, exit_code: int, reason: str) -> None:
+        self._end(run_id, "failed", exit_code, reason)
+
+    @guarded
+    def budget(
+        self, run_id: str, flag: int | None, configured: int | None
+    ) -> tuple[int | None, str]:
+        if flag is not None:
+            self.conn.execute("UPDATE runs SET max_credits = ? WHERE run_id = ?", (flag, run_id))
+            return flag, "--max-credits"
+        record = self.get_run(run_id)
+        if record is not None and record.max_credits is not None:
+            return record.max_credits, "--max-credits of an earlier session"
+        return configured, "run.max_credits" if configured is not None else "none"
+
+    # -- writes ------------------------------------------------------------------------
+
+    @guarded
+    def log_sent(
+        self, session: Session, request_id: str, provider: str, attempt: int, numbers: int
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO requests (request_id, run_id, session, provider, attempt,"
+            " numbers, sent_at) VALUES (?,?,?,?,?,?,?)",
+            (request_id, session.run_id, session.number, provider, attempt, numbers,
+             self._clock()),
+        )  # fmt: skip
+
+    @guarded
+    def commit(self, session: Session, responses: Sequence[Response]) -> None:
+        """One transaction for the group: the lanes hand over whatever arrived while the
+        previous group was being written."""
+        now = self._clock()
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            for response in responses:
+                self._insert(conn, response, session, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, response: Response, session: Session, now: float) -> None:
+        log, cols = response
+        conn.execute(
+            "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
+            " numbers, sent_at, http_status, outcome, credits, latency_ms, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (log.request_id, session.run_id, session.number, log.provider, log.attempt,
+             log.numbers, log.sent_at, log.http_status, log.outcome, log.credits,
+             log.latency_ms, log.error),
+        )  # fmt: skip
+        if not cols.keys:
+            return
+        dumps = _ENCODE
+        answers = [a if a is None or isinstance(a, str) else dumps(a) for a in cols.answers]
+        # What every row shares is written into the statement once: binding it per
+        # row costs more than the insert itself at 1,000 answers a response.
+        params = session.params[log.provider]
+        conn.executemany(
+            "INSERT OR REPLACE INTO lookups (provider, params, key, run_id, session,"
+            " status, answer, error, credits, request_id, first_row, fetched_at)"
+            f" VALUES ('{_quote(log.provider)}', '{_quote(params)}', ?1,"
+            f" '{_quote(session.run_id)}', {int(session.number)}, ?2, ?3, ?4, ?5,"
+            f" CASE WHEN ?2 = 'failed' THEN NULL ELSE '{_quote(log.request_id)}' END,"
+            f" ?6, {float(now)!r})",
+            zip(
+                cols.keys, cols.statuses, answers, cols.errors, cols.credits, cols.first_rows,
+                strict=True,
+            ),
+        )  # fmt: skip
+
+    # -- answers -----------------------------------------------------------------------
+
+    @guarded
+    def best(self, scope: Scope, keys: Sequence[str]) -> list[BestAnswer]:
+        if not keys:
+            return []
+        cache = scope.cache_from is not None
+        rows = self.conn.execute(
+            _BEST,
+            (scope.run_id, json.dumps(list(keys)), scope.provider, scope.params, scope.run_id,
+             cache, scope.cache_from or 0.0),
+        ).fetchall()  # fmt: skip
+        return list(map(BestAnswer._make, rows))
+
+    # -- what a run did ----------------------------------------------------------------
+
+    @guarded
+    def lookup_counts(self, run_id: str, provider: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT status, count(*) FROM lookups WHERE run_id = ? AND provider = ?"
+            " GROUP BY status",
+            (run_id, provider),
+        ).fetchall()
+        return {status: int(count) for status, count in rows}
+
+    @guarded
+    def failure_reasons(self, run_id: str) -> list[FailureCount]:
+        rows = self.conn.execute(
+            "SELECT provider, coalesce(error, ''), count(*) FROM lookups"
+            " WHERE run_id = ? AND status = 'failed' GROUP BY provider, error"
+            " ORDER BY count(*) DESC",
+            (run_id,),
+        ).fetchall()
+        return [FailureCount(str(p), str(e), int(n)) for p, e, n in rows]
+
+    @guarded
+    def request_totals(self, run_id: str, provider: str) -> RequestTotals:
+        row = self.conn.execute(_TOTALS, (run_id, provider)).fetchone()
+        return RequestTotals(*(int(value) for value in row))
+
+    @guarded
+    def providers_of_run(self, run_id: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT provider FROM lookups WHERE run_id = ? ORDER BY provider", (run_id,)
+        ).fetchall()
+        return [str(provider) for (provider,) in rows]
+
+    @guarded
+    def charged(self, run_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(credits), 0) FROM requests WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    @guarded
+    def credits_of_run(self, run_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(credits), 0) FROM lookups WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,116 @@
+"""A ledger written by the phone-enrich of before the answer store opens and resumes.
+
+``tests/fixtures/ledger_v2`` holds a ledger that code made (see its README): an early
+run that finished, and a run of ``leads.csv`` stopped by its budget with two failed
+lookups. Run again with a bigger budget, the same job resumes that run (session 2),
+buys exactly what it lacked (the keys never bought, and the two failures) and writes
+the whole output.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from enrich_helpers import read_output, read_report
+from fixtures.ledger_v2.make import BASE, KEY, KEY_ENVS, PORT, config, knobs
+
+from pipeline.emulators.server import Emulator
+from pipeline.errors import EXIT_OK
+from pipeline.run import run
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ledger_v2"
+EARLY_RUN = "20261202T022050Z-ac0fb4"
+STOPPED_RUN = "20261202T022050Z-7987c3"
+PROVIDERS = ("tcpa_authority", "checkthatphone")
+STATUS = {"tcpa_authority": "tcpa_status", "checkthatphone": "ctp_status"}
+
+
+def _lookups(ledger: Path, where: str = "1") -> dict[str, dict[str, str]]:
+    """provider -> key -> status, of the ledger's lookups that match ``where``. Read as
+    immutable: no -wal or -shm appears next to the committed fixture."""
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro&immutable=1", uri=True)
+    try:
+        rows = conn.execute(f"SELECT provider, key, status FROM lookups WHERE {where}").fetchall()
+    finally:
+        conn.close()
+    found: dict[str, dict[str, str]] = {name: {} for name in PROVIDERS}
+    for provider, key, status in rows:
+        found[provider][key] = status
+    return found
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    shutil.rmtree(BASE, ignore_errors=True)
+    (BASE / "state").mkdir(parents=True)
+    shutil.copyfile(FIXTURE / "leads.csv", BASE / "leads.csv")
+    shutil.copyfile(FIXTURE / "ledger.sqlite", BASE / "state" / "ledger.sqlite")
+    for env in KEY_ENVS:
+        monkeypatch.setenv(env, KEY)
+    with Emulator(knobs(), port=PORT) as started:
+        yield started
+    shutil.rmtree(BASE, ignore_errors=True)
+
+
+def test_the_fixture_is_what_its_readme_says() -> None:
+    early = _lookups(FIXTURE / "ledger.sqlite", f"run_id = '{EARLY_RUN}'")
+    stopped = _lookups(FIXTURE / "ledger.sqlite", f"run_id = '{STOPPED_RUN}'")
+    assert {name: len(keys) for name, keys in early.items()} == {
+        "tcpa_authority": 11, "checkthatphone": 11,
+    }  # fmt: skip
+    assert sorted(stopped["checkthatphone"].values()).count("failed") == 2
+    assert {name: len(keys) for name, keys in stopped.items()} == {
+        "tcpa_authority": 19, "checkthatphone": 13,
+    }  # fmt: skip
+    # The stopped run bought none of the early run's keys: it took them from the cache.
+    assert all(not set(early[name]) & set(stopped[name]) for name in PROVIDERS)
+
+
+def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
+    emulator: Emulator,
+) -> None:
+    ledger = BASE / "state" / "ledger.sqlite"
+    before = _lookups(FIXTURE / "ledger.sqlite")
+    settled = {
+        name: {key for key, status in keys.items() if status != "failed"}
+        for name, keys in before.items()
+    }
+    failed = {
+        name: {key for key, status in keys.items() if status == "failed"}
+        for name, keys in before.items()
+    }
+
+    summary = run(config(emulator, BASE / "leads.csv", BASE / "out.csv"), max_credits=10_000)
+
+    assert summary.exit_code == EXIT_OK
+    assert (summary.run_id, summary.session) == (STOPPED_RUN, 2)
+    bought = _lookups(ledger, f"run_id = '{STOPPED_RUN}' AND session = 2")
+    charged = {name: emulator.state(name)["totals"] for name in PROVIDERS}
+    # Exactly the keys the fixture lacked: the failed ones again, none it had settled.
+    assert {name: len(keys) for name, keys in bought.items()} == {
+        "tcpa_authority": 6, "checkthatphone": 14,
+    }  # fmt: skip
+    for name in PROVIDERS:
+        assert not set(bought[name]) & settled[name]
+        assert failed[name] <= set(bought[name])
+        assert set(bought[name].values()) <= {"hit", "no_match"}
+        assert charged[name]["numbers_charged"] == len(bought[name])
+        assert charged[name]["credits"] == len(bought[name])
+    assert charged["checkthatphone"]["requests"] == 14
+
+    out = read_output(BASE / "out.csv")
+    assert out.height == 40
+    valid = out.filter(pl.col("phone_valid") == "true")
+    assert valid.height == 38
+    assert set(valid["tcpa_status"]) <= {"hit", "no_match"}
+    assert set(valid["ctp_status"]) == {"hit"}
+    invalid = out.filter(pl.col("phone_valid") != "true")
+    assert set(invalid["tcpa_status"]) == set(invalid["ctp_status"]) == {"not_requested"}
+    report = read_report(summary.report)
+    assert report["budget"] == {"max_credits": 10_000, "from": "--max-credits", "spent": 50}
+    assert report["credits_total"] == 50  # this run's own: 30 in session 1, 20 now
