@@ -17,6 +17,8 @@ from pipeline.providers.base import Provider
 from pipeline.run_state import ProviderTally
 from pipeline.store.records import BestAnswer
 
+CREDITS_TOTAL = "credits_total"
+"""Every provider's credits on the row, summed."""
 NOT_SENT = "not looked up: the run ended before this lookup was sent"
 KEY = "__pe_key"
 """A row's lookup key (null: the row asks this provider nothing)."""

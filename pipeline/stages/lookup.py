@@ -23,7 +23,7 @@ from pipeline.engine.tickets import Ticket
 from pipeline.io.reader import ROW_NUMBER as ROW
 from pipeline.providers.base import Provider
 from pipeline.run_state import RunState
-from pipeline.stages.answer_columns import KEY, REFUSED, answer_columns
+from pipeline.stages.answer_columns import CREDITS_TOTAL, KEY, REFUSED, answer_columns
 from pipeline.store.base import AnswerStore
 from pipeline.store.records import Scope
 
@@ -83,6 +83,7 @@ class LookupStage:
     def merge(self, pending: Pending, state: RunState) -> pl.DataFrame:
         """The batch with every provider's columns, once its tickets are done."""
         columns: list[pl.Series] = []
+        credits = pl.col(CREDITS_TOTAL)
         for share in pending.shares:
             provider = share.provider
             scope = self._scopes[provider.name]
@@ -95,7 +96,8 @@ class LookupStage:
                 state.tallies[provider.name],
             )  # fmt: skip
             columns.extend(added.get_columns())
-        return pending.batch.with_columns(columns)
+            credits = credits + added.get_column(f"{provider.prefix}_credits")
+        return pending.batch.with_columns(columns).with_columns(credits.alias(CREDITS_TOTAL))
 
     def _submit_one(self, provider: Provider, batch: pl.DataFrame) -> Share:
         asks = provider.lookups(batch.lazy())

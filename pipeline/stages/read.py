@@ -19,7 +19,8 @@ from pipeline.io.changes import FileIdentity, check_unchanged
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches
 from pipeline.normalize import normalize_consent_dates, normalize_phones
 from pipeline.providers.base import Provider
-from pipeline.stages.write import CREDITS_TOTAL, added_columns
+from pipeline.stages.answer_columns import CREDITS_TOTAL
+from pipeline.stages.write import added_columns
 from pipeline.trace import trace_id_expr
 
 Transform = Callable[[pl.LazyFrame], pl.LazyFrame]

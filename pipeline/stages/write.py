@@ -19,10 +19,8 @@ from pipeline.normalize import CONSENT_DATE_COLUMN, PHONE_COLUMNS
 from pipeline.providers.base import Provider
 from pipeline.report import FailedRow, FailedRowsFile
 from pipeline.run_state import RunState
-from pipeline.stages.answer_columns import status_columns, text_columns
+from pipeline.stages.answer_columns import CREDITS_TOTAL, status_columns, text_columns
 from pipeline.trace import TRACE_ID_COLUMN
-
-CREDITS_TOTAL = "credits_total"
 
 
 def added_columns(config: Config, providers: list[Provider]) -> list[str]:
