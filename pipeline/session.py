@@ -56,6 +56,7 @@ class RunSession:
         )
         self.budget = Budget(self.cap, self._spent_so_far())
         self.engine: Engine | None = None
+        self.rows_total = estimate_rows(opened.source.read_path, opened.source.format)
 
     def _spent_so_far(self) -> int:
         """What the run was charged, and what its requests that got no answer may cost."""
@@ -149,10 +150,9 @@ class RunSession:
     def _snapshot(self) -> Progress:
         engine = self.engine
         sent = sum(lane.pacer.sent for lane in engine.lanes.values()) if engine else 0
-        rows_total = estimate_rows(self.opened.source.read_path, self.opened.source.format)
         return Progress(
             self.state.phones.rows, self.state.elapsed_s, sent, self.budget.spent,
-            self.state.failed_rows, rows_total,
+            self.state.failed_rows, self.rows_total,
         )  # fmt: skip
 
     def _show(self, progress: Progress) -> None:

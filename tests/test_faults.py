@@ -384,6 +384,7 @@ def test_a_report_that_cannot_be_written_is_an_error_and_the_next_run_writes_it(
     """The run ended well but its report.json could not be written (a full disk, injected
     here): not exit 0 with no report and a run marked finished for ever after."""
     from pipeline import run as run_module
+    from pipeline import session as session_module
     from pipeline.config import load_config
     from pipeline.errors import StoreError
 
@@ -397,7 +398,7 @@ def test_a_report_that_cannot_be_written_is_an_error_and_the_next_run_writes_it(
         def full(run_dir: Path, report: object) -> Path:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(run_module, "write_report", full)
+        monkeypatch.setattr(session_module, "write_report", full)
         with pytest.raises(StoreError) as failed:
             run_module.run(config)
         assert "No space left on device" in str(failed.value)
