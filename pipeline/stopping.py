@@ -1,6 +1,6 @@
 """A request to stop a run, from a signal handler (or a test), safe across threads.
 
-The run's stages look at it where they wait (the merger between tickets, the reader
+The run's stages look at it where they wait (a wait for answers, the reader
 between batches) and the engine is told at once through a callback, so every lane
 stops sending the moment the request is made, whatever thread is busy elsewhere.
 """

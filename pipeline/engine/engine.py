@@ -2,8 +2,8 @@
 
 The rest of the pipeline is synchronous (polars batches on reader threads, the
 writer's sink). The engine bridges to it with an anyio blocking portal: the
-planner submits keys and gets a :class:`concurrent.futures.Future` per submission,
-done once every key is committed to the store; the merger waits on those.
+lookup stages submit keys and get a :class:`concurrent.futures.Future` per submission,
+done once every key is committed to the store; the stages wait on those.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from pipeline.providers.base import Provider, Reply
 from pipeline.store.records import Columns, RequestLog
 
 Lookup = tuple[str, int] | tuple[str, int, str | None]
-"""What the planner submits: a key, the first row that asked, and optionally what the
+"""What a lookup stage submits: a key, the first row that asked, and optionally what the
 request carries for it (:attr:`~pipeline.providers.base.LookupExprs.carry`)."""
 
 BACKOFF_BASE_S = 0.5
@@ -49,7 +49,7 @@ BACKOFF_CAP_S = 30.0
 
 
 class Lane:
-    """Runs inside the engine's event loop; the planner talks to it through the portal."""
+    """Runs inside the engine's event loop; the lookup stages talk to it through the portal."""
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class Lane:
         self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
         self._tg: TaskGroup | None = None
 
-    # -- called by the planner (through the portal) ---------------------------------
+    # -- called by the lookup stages (through the portal) ---------------------------------
 
     def submit(self, items: Sequence[Lookup]) -> Ticket:
         """Queue lookups (key, first row[, carry]); the ticket is done when all are

@@ -49,7 +49,7 @@ def answer_scope(base_url: str, api_key: str) -> str:
 class LookupExprs(NamedTuple):
     """What a provider asks of each row, as expressions over a normalized batch.
 
-    The provider says *what* to compute; the planner decides what to call the columns
+    The provider says *what* to compute; the lookup stage decides what to call the columns
     it computes them into, so no provider knows the pipeline's internal column names.
     """
 

@@ -46,7 +46,7 @@ _FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
     ("TZ", "tz", pl.String()),
     ("UTCOffset", "utc_offset", pl.String()),
 )
-# The answer as the merger reads it back; a body that does not fit is garbled.
+# The answer as the lookup stage reads it back; a body that does not fit is garbled.
 _SCHEMA = pl.Schema({source: dtype for source, _, dtype in _FIELDS})
 
 
