@@ -317,7 +317,7 @@ def test_best_probes_by_key_instead_of_scanning(ledger: SqliteStore) -> None:
     finally:
         ledger.conn.set_progress_handler(None, 0)
     assert len(best) == len(stored)
-    assert steps[0] < 300 * len(stored), steps[0]  # a scan took ~8,000 per key
+    assert steps[0] < 100 * len(stored), steps[0]  # a scan took ~8,000 per key
 
 
 def test_two_writers_and_a_reader_see_a_request_with_all_its_answers(
