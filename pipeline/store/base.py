@@ -19,15 +19,19 @@ The rules, for a :class:`Scope` (provider + parameters, run, session, cache wind
 - **Failed, to retry**: this run's failed rows (see :meth:`failure_reasons`); the next
   session's scope no longer counts them as answered.
 
-A backend implements storage and the candidate query (:meth:`best`); the rules that
-follow from it are written once, here. Every backend runs the same contract tests
-(``tests/store_contract.py``).
+A backend implements storage and the candidate query (:meth:`best`; it may leave
+the pick to :func:`pick_best`); the rules that follow from it are written once, here.
+Every backend runs the same contract tests (``tests/store_contract/``).
+
+No backend's own error leaves a store: a store that cannot be used at all (damaged,
+not ours) raises :class:`UnusableStoreError`, any other failure of any method (a full
+disk, a vanished file or server, a row refused) :class:`StoreWriteError`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pipeline.errors import EXIT_USAGE, PipelineError, StoreError
 from pipeline.store.records import (
@@ -171,6 +175,23 @@ class AnswerStore(ABC):
     @abstractmethod
     def credits_of_run(self, run_id: str) -> int:
         """Credits this run's own lookups carry, every provider."""
+
+
+def pick_best(candidates: Iterable[BestAnswer], run_id: str) -> list[BestAnswer]:
+    """The best answer of each key among its candidates (as a backend fetched them),
+    asked by run ``run_id``: a settled row before a failed one, this run's before an
+    earlier run's, the newest first."""
+    rows = candidates if isinstance(candidates, list) else list(candidates)
+    best = {row.key: row for row in rows}
+    if len(best) < len(rows):  # some key has more than one candidate: pick
+
+        def rank(row: BestAnswer) -> tuple[bool, bool, float]:
+            return row.status == "failed", row.run_id != run_id, -row.fetched_at
+
+        for row in rows:
+            if rank(row) < rank(best[row.key]):
+                best[row.key] = row
+    return list(best.values())
 
 
 class StoreWriteError(StoreError):
