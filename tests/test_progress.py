@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from enrich_helpers import EMULATOR_KEY, KEY_ENV, tcpa_config, write_leads
 
+from pipeline.console import progress_line
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
-from pipeline.console import progress_line
 from pipeline.progress import (
     LaneProgress,
     Progress,
