@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,6 @@ bench-pacer: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache
+
+bench-progress: $(STAMP)
+	$(BIN)/python bench/bench_progress.py

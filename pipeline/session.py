@@ -59,6 +59,7 @@ class RunSession:
         self.engine: Engine | None = None
         rows = RowCount(opened.source.read_path, opened.source.format)
         self.live = LiveProgress(self.state, self.budget, rows)
+        self._shown = False
 
     def _spent_so_far(self) -> int:
         """What the run was charged, and what its requests that got no answer may cost."""
@@ -74,7 +75,7 @@ class RunSession:
         outcome = Outcome.unfinished()
         try:
             output = self._write()
-            self._show(self.live.snapshot())  # the last frame: every lookup done
+            self._show(self.live.snapshot(), last=True)  # the last frame: every lookup done
             outcome = outcome_of(self.state, self.engine)
             outcome.record(self.opened.store, self.record.run_id)
         except BaseException as exc:
@@ -152,10 +153,13 @@ class RunSession:
 
         return guard
 
-    def _show(self, progress: Progress) -> None:
+    def _show(self, progress: Progress, last: bool = False) -> None:
+        """A frame to the run log and the display; the last one only to a display that
+        has shown one (a run over before the first tick prints no progress at all)."""
         self.log.event("progress", **progress.as_dict())
-        if self.request.on_progress is not None:
+        if self.request.on_progress is not None and (self._shown or not last):
             self.request.on_progress(progress)
+            self._shown = True
 
     def _record_error(self, exc: BaseException, outcome: Outcome) -> None:
         store, run_id = self.opened.store, self.record.run_id
