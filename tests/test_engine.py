@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -218,5 +219,5 @@ def test_a_sleep_that_overruns_does_not_bring_the_next_request_closer() -> None:
         return sent
 
     sent = anyio.run(scenario)
-    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(sent)]
     assert min(gaps) >= 0.1 - 1e-9, gaps
