@@ -113,8 +113,9 @@ def credits_chart(
                          "backgroundColor": "#bdbdbd", "stack": "estimate"})  # fmt: skip
     max_credits = (budget or {}).get("max_credits")
     if max_credits is not None:
-        datasets.append({"label": "budget (max_credits)", "data": [None] * len(names) +
-                         [int(max_credits)], "backgroundColor": "#c62828", "stack": "budget"})  # fmt: skip
+        budget_data = [None] * len(names) + [int(max_credits)]
+        datasets.append({"label": "budget (max_credits)", "data": budget_data,
+                         "backgroundColor": "#c62828", "stack": "budget"})  # fmt: skip
     chart = _bar("Credits per provider: spent, estimate, budget", labels, datasets,
                  value_title="credits")  # fmt: skip
     chart["options"]["scales"]["x"]["stacked"] = True

@@ -161,6 +161,6 @@ def html_report_or_none(run_dir: Path, report: RunReport, log: RunLog) -> Path |
     """
     try:
         return write_html_report(run_dir, report)
-    except Exception as exc:  # noqa: BLE001 - a view only; the run's outcome stands
+    except Exception as exc:  # a view only: the run's outcome stands
         log.event("report_html_failed", error=f"{type(exc).__name__}: {exc}")
         return None

@@ -24,8 +24,8 @@ CANVAS_FIGURES = """() => Array.from(document.querySelectorAll('canvas')).map((c
   let painted = 0;
   for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] !== 0) painted++; }
   const chart = Chart.getChart(canvas);
-  const marks = chart.data.datasets.map((_, i) => chart.getDatasetMeta(i).data.filter(
-    (el) => Number.isFinite(el.x) && Number.isFinite(el.y)).length);
+  const marks = chart ? chart.data.datasets.map((_, i) => chart.getDatasetMeta(i).data.filter(
+    (el) => Number.isFinite(el.x) && Number.isFinite(el.y)).length) : [];
   return {title: canvas.getAttribute('aria-label'), width: canvas.width,
           height: canvas.height, painted, marks};
 })"""
