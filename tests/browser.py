@@ -51,7 +51,7 @@ class Seen:
     screenshot: bytes = field(repr=False)
 
 
-def open_report(path: Path, executable: str, width: int = 1400) -> Seen:
+def open_report(path: Path, executable: str, width: int = 1280) -> Seen:
     """Load the page from disk with every other request blocked and counted."""
     from playwright.sync_api import sync_playwright
 

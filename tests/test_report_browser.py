@@ -39,7 +39,7 @@ def _assert_drawn(seen: Seen, titles: list[str]) -> None:
         assert canvas["painted"] > area // 50, canvas  # bars, lines, axes: not a blank box
         assert sum(canvas["marks"]) > 0, canvas
     width, height = png_size(seen.screenshot)
-    assert width == 1400 and height > 900  # the full page, the charts below the table
+    assert width == 1280 and height > 900  # the full page, the charts below the table
 
 
 def test_a_real_runs_report_renders_in_chromium(

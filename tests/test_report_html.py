@@ -4,6 +4,7 @@ the report's figures and the run log, self-contained, and safe with hostile text
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from pipeline.report_charts import MAX_POINTS, OUTCOMES, charts, read_log
 from pipeline.report_html import html_report_or_none, render
 
 ROOT = Path(__file__).resolve().parent.parent
+CHART_JS_SHA256 = "87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2"
+"""chart.js@4.6.1's dist/chart.umd.min.js (README, Run report)."""
 
 
 def test_each_session_writes_report_html_from_its_report_and_log(
@@ -162,3 +165,5 @@ def test_the_wheel_carries_the_page_assets() -> None:
     assert {a.name for a in assets} >= {"chart.umd.min.js", "chart.js-LICENSE.md", "report.js",
                                         "report.css"}  # fmt: skip
     assert all(any(fnmatch(str(a), p) for p in patterns) for a in assets)
+    chart_js = (ROOT / "pipeline/assets/chart.umd.min.js").read_bytes()
+    assert hashlib.sha256(chart_js).hexdigest() == CHART_JS_SHA256  # as npm published it
