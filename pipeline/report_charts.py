@@ -167,7 +167,7 @@ def _thin(points: list[Any]) -> list[Any]:
 
 
 def _series(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:
-    """{figure: {line name: [{x: minutes since the log began, y}]}}; a session's first
+    """{figure: {line name: [{x: seconds since the log began, y}]}}; a session's first
     progress event after the previous session's last starts a new segment (a gap)."""
     series: dict[str, dict[str, list[Any]]] = {"requests": {}, "http_429": {}, "retries": {}}
     start: float | None = None
@@ -177,7 +177,7 @@ def _series(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]
         if not isinstance(when, int | float):
             continue
         start = when if start is None else start
-        x = round((when - start) / 60, 3)
+        x = when - start
         if name in ("run_started", "run_resumed"):
             gap = True
             continue
@@ -200,39 +200,49 @@ def _series(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]
     return series
 
 
+def _time_unit(series: dict[str, dict[str, list[Any]]]) -> tuple[str, float]:
+    """Minutes, or hours for a run longer than three hours (an overnight run)."""
+    span = max((p["x"] for lines in series.values() for ps in lines.values() for p in ps),
+               default=0.0)  # fmt: skip
+    return ("hours", 3600.0) if span > 3 * 3600 else ("minutes", 60.0)
+
+
 def over_time_charts(events: Iterable[dict[str, Any]]) -> list[Chart]:
     """Requests, 429s and retries over time, one line per provider (or one for all
     providers from a log that has only the top-level ``requests``)."""
     titles = {
-        "requests": "Requests sent over time",
-        "http_429": "HTTP 429 (throttled) over time",
-        "retries": "Retries over time",
+        "requests": ("Requests sent over time", "requests so far"),
+        "http_429": ("HTTP 429 (throttled) over time", "429s so far"),
+        "retries": ("Retries over time", "retries so far"),
     }
-    charts = []
-    for figure, lines in _series(events).items():
+    out = []
+    series = _series(events)
+    unit, seconds = _time_unit(series)
+    for figure, lines in series.items():
         if not lines:
             continue
-        datasets = [
-            {"label": line, "data": _thin(points), "borderColor": PALETTE[i % len(PALETTE)],
-             "backgroundColor": PALETTE[i % len(PALETTE)], "pointRadius": 0, "borderWidth": 2,
-             "spanGaps": False}
-            for i, (line, points) in enumerate(sorted(lines.items()))
-        ]  # fmt: skip
-        charts.append({
+        datasets = []
+        for i, (line, points) in enumerate(sorted(lines.items())):
+            color = PALETTE[i % len(PALETTE)]
+            data = [{"x": round(p["x"] / seconds, 3), "y": p["y"]} for p in _thin(points)]
+            datasets.append({"label": line, "data": data, "borderColor": color,
+                             "backgroundColor": color, "pointRadius": 0, "borderWidth": 2,
+                             "spanGaps": False})  # fmt: skip
+        title, axis = titles[figure]
+        out.append({
             "type": "line",
             "data": {"datasets": datasets},
             "options": {
                 "parsing": True,
-                "plugins": {"title": {"display": True, "text": titles[figure]}},
+                "plugins": {"title": {"display": True, "text": title}},
                 "scales": {
                     "x": {"type": "linear", "title": {"display": True,
-                          "text": "minutes since the run began"}},
-                    "y": {"beginAtZero": True, "title": {"display": True,
-                          "text": f"{figure} (cumulative)"}},
+                          "text": f"{unit} since the run began"}},
+                    "y": {"beginAtZero": True, "title": {"display": True, "text": axis}},
                 },
             },
         })  # fmt: skip
-    return charts
+    return out
 
 
 def charts(report: dict[str, Any], events: Iterable[dict[str, Any]]) -> list[Chart]:

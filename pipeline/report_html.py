@@ -16,6 +16,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def _providers_table(providers: dict[str, dict[str, Any]]) -> str:
     return f"<table class=providers><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def render(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
+def render(report: dict[str, Any], events: Iterable[dict[str, Any]]) -> str:
     """The page for one report.json (as a dict) and its run's log events."""
     facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _facts(report))
     found = charts(report, events)
@@ -140,7 +141,7 @@ def render(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
 
 def write_html_report(run_dir: Path, report: RunReport) -> Path:
     """Write report.html (atomically) beside report.json and return its path."""
-    events = list(read_log(run_dir / "log.jsonl"))
+    events = read_log(run_dir / "log.jsonl")
     path = run_dir / "report.html"
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -102,6 +102,11 @@ def test_an_old_log_draws_one_line_of_requests_and_no_429_chart() -> None:
     assert line["label"] == "all providers"
     assert len(line["data"]) == MAX_POINTS
     assert line["data"][-1] == {"x": round(1999 / 60, 3), "y": 1999 * 3}
+    assert requests["options"]["scales"]["x"]["title"]["text"] == "minutes since the run began"
+    overnight = [{"time": 3600.0 * i, "event": "progress", "requests": i} for i in range(9)]
+    (requests,) = charts({}, overnight)
+    assert [p["x"] for p in requests["data"]["datasets"][0]["data"]] == list(range(9))
+    assert requests["options"]["scales"]["x"]["title"]["text"] == "hours since the run began"
 
 
 def test_a_torn_log_line_is_skipped(tmp_path: Path) -> None:
