@@ -124,6 +124,8 @@ def _summary_lines(summary: RunSummary) -> None:
         )
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
+    if summary.html is not None:
+        print(f"  charts: {summary.html}")
 
 
 def provider_table(summary: RunSummary, charged: dict[str, int]) -> str:

@@ -19,6 +19,7 @@ from pipeline.opened import Opened, quietly
 from pipeline.outcome import Outcome, budget_figures, note_stops, outcome_of, provider_figures
 from pipeline.progress import Progress, RowCount, RunLog, Ticker
 from pipeline.report import FailedRowsFile, InputFigures, RunReport, write_report
+from pipeline.report_html import html_report_or_none
 from pipeline.run_request import RunRequest
 from pipeline.run_state import RunState
 from pipeline.stages.flow import AnswerWait, staged
@@ -184,6 +185,7 @@ class RunSession:
             summary.report = write_report(self.run_dir, report)
         except OSError as exc:
             unwritten.append(exc)
+        summary.html = html_report_or_none(self.run_dir, report, self.log)
         self.log.event(
             "run_ended", exit_code=report.exit_code, rows=self.state.phones.rows,
             credits=report.credits, duration_s=round(report.duration_s, 3),
