@@ -1,13 +1,12 @@
 """report.html in a real browser (headless Chromium): every chart drawn, no console
 error, no request for anything but the file itself, hostile text shown as text.
 
-Skipped where no Chromium is installed, unless ``PHONE_ENRICH_REQUIRE_BROWSER`` is set
-(``.ci/run`` installs Debian's ``chromium`` and sets it, so CI cannot skip).
+Never skipped: ``make test`` installs Debian's ``chromium`` when it is missing, and
+without it these tests fail, saying so.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,11 @@ from browser import Seen, chromium, open_report, png_size
 from report_pages import HOSTILE, HOSTILE_PATH, run_twice, write_full_page
 
 EXECUTABLE = chromium()
-pytestmark = pytest.mark.skipif(
-    EXECUTABLE is None and not os.environ.get("PHONE_ENRICH_REQUIRE_BROWSER"),
-    reason="no chromium installed (apt-get install chromium)",
-)
+
+
+@pytest.fixture(autouse=True)
+def _browser_present() -> None:
+    assert EXECUTABLE is not None, "no chromium: `make test` installs it (apt-get install chromium)"
 
 
 def _look(path: Path, tmp_path: Path) -> Seen:
