@@ -72,6 +72,8 @@ class RunState:
     stops: dict[str, StopReason | None] = field(init=False)
     """Per provider: why its lane stopped sending, once it did."""
     failed_rows: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    """The output's rows by ``contact_verdict`` (written by the write stage)."""
 
     def __post_init__(self) -> None:
         self.tallies = {name: ProviderTally() for name in self.providers}
