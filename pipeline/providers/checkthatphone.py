@@ -23,6 +23,10 @@ options (``litigator_filter``, ``landline_sms_lookup``) change the answer's fiel
 and price, so they are the :meth:`CheckThatPhone.params`: an answer bought with
 other options is never reused.
 
+The answer is stored as sent; its ``"true"`` / ``"false"`` fields are written as
+Booleans and ``tzOffset`` (documented in hours behind UTC: 8 for Los Angeles) as
+``ctp_utc_offset`` in minutes east of UTC (-480), TCPA Authority's unit.
+
 ``litigator_name`` is sensitive: it goes to the ledger's answer and to the
 ``ctp_litigator_name`` column, nowhere else. No error message is made from a
 response body: only from the status and the envelope's own error text, and the

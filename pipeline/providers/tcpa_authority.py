@@ -6,6 +6,8 @@ request order. ``IsReassigned`` true or false is a ``hit``; null ("insufficient
 information") is a ``no_match``. DNCScrub does not report charges, so a request
 costs ``credits_per_number`` for each number answered (0 in the sandbox).
 
+``UTCOffset`` (text, minutes east of UTC) is written as an integer.
+
 The lookup key is ``NUMBER:YYYYMMDD``: the same number checked against another
 consent date is another question with another answer.
 """
