@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from enrich_helpers import read_report
 
@@ -26,7 +27,7 @@ from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
-from pipeline.verdict import PREFIXES, RULE_IDS, RULES
+from pipeline.verdict import PREFIXES, RULE_IDS, RULES, with_verdict
 
 from conftest import CliResult
 
@@ -307,3 +308,22 @@ def test_the_rules_read_columns_the_providers_write() -> None:
         assert set(rule.needs) <= columns, rule.id
         assert rule.provider is None or rule.provider in PREFIXES, rule.id
     assert len(set(RULE_IDS)) == len(RULE_IDS)
+
+
+def test_reasons_follow_the_table_and_an_empty_batch_has_typed_columns() -> None:
+    batch = pl.DataFrame(
+        {
+            "phone_valid": [False, True, True],
+            "ctp_status": ["failed", "hit", "skipped_budget"],
+            "tcpa_status": ["failed", "hit", "skipped_budget"],
+        }
+    )
+    out = with_verdict(batch, {})
+    assert out["contact_verdict"].to_list() == ["do_not_contact", "ok", "review"]
+    assert out["contact_verdict_reasons"].to_list() == [
+        "no_valid_phone;ctp_failed;tcpa_failed",
+        "",
+        "ctp_skipped;tcpa_skipped",
+    ]
+    empty = with_verdict(batch.head(0), {})
+    assert empty.schema["contact_verdict"] == empty.schema["contact_verdict_reasons"] == pl.String

@@ -21,7 +21,7 @@ from pipeline.report import FailedRow, FailedRowsFile
 from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL, status_columns, text_columns
 from pipeline.trace import TRACE_ID_COLUMN
-from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, count_verdicts, verdict_exprs
+from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, count_verdicts, with_verdict
 
 VERDICT_COLUMNS = (VERDICT_COLUMN, REASONS_COLUMN)
 
@@ -80,7 +80,7 @@ class WriteStage:
 
         def rows() -> Iterator[pl.DataFrame]:
             for merged in batches():
-                batch = merged.with_columns(verdict_exprs(merged.columns, self._config.verdict))
+                batch = with_verdict(merged, self._config.verdict)
                 state.verdicts.update(count_verdicts(batch))
                 state.phones.add(batch, consent)
                 self._failed_rows.add(self._failures(batch))
