@@ -216,6 +216,7 @@ class RunSession:
             phones=self.state.phones,
             providers=provider_figures(store, self.state, self.opened.providers, self.engine),
             budget=budget_figures(self.cap, self.cap_from, self.budget),
+            verdicts=self.state.verdicts,
         )  # fmt: skip
 
     def _unreported(self, exc: OSError) -> None:
