@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pipeline.progress import Progress
 from pipeline.summary import RunSummary
+from pipeline.verdict import VERDICTS
 
 
 def _duration(seconds: float | None) -> str:
@@ -94,6 +95,10 @@ def _summary_lines(summary: RunSummary) -> None:
     if summary.consent_dates:
         dates = ", ".join(f"{name} {count:,}" for name, count in summary.consent_dates.items())
         print(f"  consent dates: {dates}")
+    verdicts = summary.figures.verdicts if summary.figures else None
+    if verdicts:
+        shown = ", ".join(f"{v} {verdicts[v]:,}" for v in VERDICTS if verdicts.get(v))
+        print(f"  contact verdicts: {shown}")
     for name, figures in summary.providers.items():
         rows = figures["rows"]
         shown = ", ".join(f"{status} {count:,}" for status, count in rows.items() if count)

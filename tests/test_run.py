@@ -151,6 +151,9 @@ def test_report_and_summary(
         "row_trace_id,row_number,id,phone,provider,status,error"
     ]
     assert report["run_id"] in result.out and "valid phones: 4" in result.out
+    # No provider: the two rows without a valid phone may not be called, the rest unchecked.
+    assert report["verdicts"] == {"ok": 0, "do_not_contact": 2, "review": 0, "unchecked": 4}
+    assert "  contact verdicts: do_not_contact 2, unchecked 4" in result.out.splitlines()
 
 
 def test_small_batches_keep_order(
