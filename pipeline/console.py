@@ -51,7 +51,9 @@ def progress_line(progress: Progress, width: int) -> str:
     approx = "" if progress.rows_exact else "~"
     parts.append(f"rows {progress.rows:,}/{approx}{rows_total}")
     cap = "" if progress.max_credits is None else f"/{progress.max_credits:,}"
-    parts.append(f"{progress.credits:,}{cap} credits")
+    estimate = progress.estimated_credits
+    expected = "" if estimate is None else f" (session est. {estimate:,})"
+    parts.append(f"{progress.credits:,}{cap} credits{expected}")
     if progress.failed:
         parts.append(f"{progress.failed:,} failed")
     line = parts[0]
