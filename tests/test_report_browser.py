@@ -49,6 +49,7 @@ def test_a_real_runs_report_renders_in_chromium(
     assert second.summary.html is not None
     seen = _look(second.summary.html, tmp_path)
     _assert_drawn(seen, [
+        "Rows by contact verdict",
         "Rows by outcome, per provider", "Credits per provider: spent, estimate, budget",
         "Rejected phones, by reason", "Requests sent over time",
         "HTTP 429 (throttled) over time", "Retries over time",
