@@ -16,6 +16,7 @@ from pipeline.config import Config, load_config
 from pipeline.console import print_summary, progress_printer, provider_table, stdout_to_devnull
 from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, Interrupted, PipelineError, UsageError
 from pipeline.run import run
+from pipeline.run_lines import event_printer
 from pipeline.stop_signals import stoppable
 
 
@@ -59,6 +60,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
                 force=args.force,
                 stop=stop,
                 max_credits=args.max_credits,
+                on_event=event_printer(args.quiet),
             )
         )
     finally:
@@ -90,8 +92,15 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             on_progress=progress_printer(args.quiet),
             stop=stop,
             max_credits=args.max_credits,
+            on_event=event_printer(args.quiet),
         )
     )
+    if summary.nothing_failed:
+        print(
+            f"run {summary.run_id}: no lookup failed, nothing to retry; its output "
+            f"({summary.output}) and report are left as they are"
+        )
+        return summary.exit_code
     if not args.quiet:
         print_summary(summary)
     return summary.exit_code

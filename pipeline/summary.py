@@ -22,6 +22,8 @@ class RunSummary:
     figures: RunReport | None = None
     already_done: bool = False
     """Nothing was run: the same job already finished with every row settled."""
+    nothing_failed: bool = False
+    """``retry`` of a finished run with no failed lookup: nothing was run or changed."""
 
     @property
     def rows(self) -> int:
