@@ -29,6 +29,8 @@ def event_printer(quiet: bool) -> Callable[[RunOpened], None] | None:
 
 
 def _clock(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
@@ -50,8 +52,8 @@ def run_lines(summary: RunSummary) -> list[str]:
         data, sessions = run.as_dict(), run.sessions_as_list()
         known = "" if data["duration_complete"] else " (sessions of unknown length not counted)"
         lines.append(
-            f"  run {summary.run_id}: {len(sessions)} session{'s' if len(sessions) != 1 else ''}"
-            f", started {_when(data['started_at'])}, {_clock(data['duration_s'])} at work{known}"
+            f"  whole run: {len(sessions)} session{'s' if len(sessions) != 1 else ''}, started "
+            f"{_when(data['started_at'])}, {_clock(data['duration_s'])} at work{known}"
             f", {data['credits_charged']:,} credits charged in all"
         )
         if len(sessions) > 1:

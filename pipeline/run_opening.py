@@ -44,8 +44,7 @@ class RunOpened:
             return f"resuming run {self.run_id} (session {self.session})"
         if self.kind == "retry":
             return (
-                f"resuming run {self.run_id} (session {self.session}) to retry its failed "
-                "lookups"
+                f"resuming run {self.run_id} (session {self.session}) to retry its failed lookups"
             )
         if self.previous_run is None:
             return f"new run {self.run_id}"

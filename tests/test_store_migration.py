@@ -22,6 +22,7 @@ from fixtures.ledger_v2.make import BASE, KEY, KEY_ENVS, PORT, config, knobs
 from pipeline.emulators.server import Emulator
 from pipeline.errors import EXIT_OK
 from pipeline.run import run
+from pipeline.run_opening import RunOpened
 from pipeline.store.records import SessionRecord
 from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
 from pipeline.store.sqlite_schema import MIGRATIONS
@@ -88,9 +89,14 @@ def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
         for name, keys in before.items()
     }
 
-    summary = run(config(emulator, BASE / "leads.csv", BASE / "out.csv"), max_credits=10_000)
+    events: list[RunOpened] = []
+    summary = run(
+        config(emulator, BASE / "leads.csv", BASE / "out.csv"), max_credits=10_000,
+        on_event=events.append,
+    )  # fmt: skip
 
     assert summary.exit_code == EXIT_OK
+    assert [e.message for e in events] == [f"resuming run {STOPPED_RUN} (session 2)"]
     assert (summary.run_id, summary.session) == (STOPPED_RUN, 2)
     bought = _lookups(ledger, f"run_id = '{STOPPED_RUN}' AND session = 2")
     charged = {name: emulator.state(name)["totals"] for name in PROVIDERS}
@@ -117,6 +123,16 @@ def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
     report = read_report(summary.report)
     assert report["budget"] == {"max_credits": 10_000, "from": "--max-credits", "spent": 50}
     assert report["credits_total"] == 50  # this run's own: 30 in session 1, 20 now
+    # Session 1, recorded before sessions were kept, has what the old ledger knew.
+    first, second = report["sessions"]
+    assert (first["started_at"], first["finished_at"]) == (
+        "2026-12-02T02:20:50.853524+00:00",
+        "2026-12-02T02:20:51.175718+00:00",
+    )
+    assert (first["session"], first["exit_code"], first["credits_charged"]) == (1, 3, 30)
+    assert (second["session"], second["exit_code"], second["credits_charged"]) == (2, 0, 20)
+    assert report["run"]["started_at"] == first["started_at"]
+    assert report["run"]["credits_charged"] == 50 and report["run"]["duration_complete"]
 
 
 def test_runs_of_a_previous_version_have_the_sessions_that_are_known(tmp_path: Path) -> None:

@@ -229,8 +229,9 @@ class SqliteStore(AnswerStore):
             ).fetchall()
         )
         return [
-            SessionRecord(run_id, number, *known.get(number, (None, None, None)),
-                          int(charged.get(number, 0)))  # fmt: skip
+            SessionRecord(
+                run_id, number, *known.get(number, (None, None, None)), int(charged.get(number, 0))
+            )
             for number in range(1, record.session + 1)
         ]
 

@@ -1,0 +1,233 @@
+"""A run across its sessions, through the CLI against the emulators: the report and the
+summary give the whole run and each session; the terminal says which run a session
+works on (new, resumed, what changed since the last run of the same files); an exit 1
+says to retry, and a retry with nothing failed changes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enrich_helpers import EMULATOR_KEY, write_leads
+
+from pipeline.emulators.server import Emulator
+from pipeline.emulators.state import ProviderKnobs
+from pipeline.errors import EXIT_LOOKUPS_FAILED, EXIT_OK, EXIT_STOPPED
+from pipeline.run_opening import job_changes
+from pipeline.store.sqlite import SqliteStore
+
+from conftest import CliResult, reports
+
+PHONES = ["2027771043", "3125557788", "4158830123", "6479165010", "7075276405", "9174421234"]
+KEY_ENVS = ("DNCSCRUB_LOGIN_ID", "CHECKTHATPHONE_API_KEY")
+
+
+def _knobs() -> dict[str, ProviderKnobs]:
+    return {
+        name: ProviderKnobs(latency_ms=0, rate_limit=None)
+        for name in ("tcpa_authority", "checkthatphone")
+    }
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    for env in KEY_ENVS:
+        monkeypatch.setenv(env, EMULATOR_KEY)
+    with Emulator(_knobs()) as em:
+        yield em
+
+
+@pytest.fixture
+def leads(tmp_path: Path) -> Path:
+    return write_leads(tmp_path / "leads.csv", [(p, "2020-06-01") for p in PHONES])
+
+
+@pytest.fixture
+def config_for(
+    write_config: Callable[..., Path], tmp_path: Path, leads: Path
+) -> Callable[..., Path]:
+    def make(tcpa_url: str, ctp_url: str | None = None, **tcpa: Any) -> Path:
+        sections: dict[str, dict[str, Any]] = {
+            "input": {
+                "path": str(leads),
+                "id_column": "id",
+                "consent_date_column": "consent_date",
+            },
+            "output": {"path": str(tmp_path / "out.csv")},
+            "providers.tcpa_authority": {
+                "base_url": tcpa_url,
+                "requests_per_minute": 60_000,
+                "max_concurrency": 1,
+                **tcpa,
+            },
+        }
+        if ctp_url is not None:
+            sections["providers.checkthatphone"] = {
+                "base_url": ctp_url, "requests_per_minute": 60_000,
+            }  # fmt: skip
+        return write_config(**sections)
+
+    return make
+
+
+def opened_events(result: CliResult) -> list[dict[str, Any]]:
+    """The run_opened JSON lines (stderr is not a terminal under pytest)."""
+    lines = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["event"] == "run_opened"]
+
+
+def log_events(state: Path, run_id: str, name: str) -> list[dict[str, Any]]:
+    lines = (state / "runs" / run_id / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    return [event for event in map(json.loads, lines) if event["event"] == name]
+
+
+def test_a_failed_run_says_retry_and_the_retry_reports_every_session(
+    cli: Callable[..., CliResult], config_for: Callable[..., Path], emulator: Emulator,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    config = config_for(emulator.base_url("tcpa_authority"), batch_size=3, max_attempts=1)
+    emulator.queue_faults("tcpa_authority", [500])  # the first batch of three fails
+
+    first = cli("run", config)
+    assert first.code == EXIT_LOOKUPS_FAILED
+    (report,) = reports(tmp_path / "state")
+    run_id = report["run_id"]
+    assert [e["message"] for e in opened_events(first)] == [f"new run {run_id}"]
+    assert f"3 rows have lookups that failed: run `phone-enrich retry {config}` to try them " \
+        "again" in first.out  # fmt: skip
+    assert report["run"]["sessions"] == 1 and len(report["sessions"]) == 1
+
+    again = cli("retry", config)
+    assert again.code == EXIT_OK
+    assert [e["message"] for e in opened_events(again)] == [
+        f"resuming run {run_id} (session 2) to retry its failed lookups"
+    ]
+    (report,) = reports(tmp_path / "state")
+    whole, sessions = report["run"], report["sessions"]
+    assert report["session"] == 2 and "duration_s" in report  # this session's, as before
+    assert [(s["session"], s["exit_code"]) for s in sessions] == [(1, 1), (2, 0)]
+    assert whole["sessions"] == 2 and whole["state"] == "finished"
+    assert whole["started_at"] == sessions[0]["started_at"]
+    assert whole["finished_at"] == sessions[1]["finished_at"]
+    assert whole["duration_complete"] is True
+    assert whole["duration_s"] == pytest.approx(sum(s["duration_s"] for s in sessions), abs=2e-3)
+    assert all(s["duration_s"] > 0 for s in sessions)
+    charged = emulator.state("tcpa_authority")["totals"]["credits"]
+    assert [s["credits_charged"] for s in sessions] == [3, 3]
+    assert whole["credits_charged"] == charged == len(PHONES)
+    assert "whole run: 2 sessions" in again.out
+    assert (
+        "session 1:" in again.out
+        and "session 2:" in again.out
+        and "phone-enrich retry" not in again.out
+    )
+
+    # Nothing failed now: retry says so, and leaves every file and the store as they are.
+    run_dir = tmp_path / "state" / "runs" / run_id
+    files = [tmp_path / "out.csv", *(run_dir / n for n in ("report.json", "log.jsonl",
+                                                            "failed_rows.csv"))]  # fmt: skip
+    before = [(p.read_bytes(), p.stat().st_mtime_ns) for p in files]
+    requests = emulator.state("tcpa_authority")["totals"]["requests"]
+    nothing = cli("retry", config)
+    assert nothing.code == EXIT_OK
+    assert nothing.out.strip() == (
+        f"run {run_id}: no lookup failed, nothing to retry; its output "
+        f"({tmp_path / 'out.csv'}) and report are left as they are"
+    )
+    assert opened_events(nothing) == []
+    assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
+    assert emulator.state("tcpa_authority")["totals"]["requests"] == requests
+    with SqliteStore(tmp_path / "state") as store:
+        assert len(store.sessions(run_id)) == 2
+
+
+def test_a_stopped_run_resumes_and_says_which_session(
+    cli: Callable[..., CliResult], config_for: Callable[..., Path], emulator: Emulator,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    config = config_for(emulator.base_url("tcpa_authority"), batch_size=1)
+    assert cli("run", config, "--max-credits", "2").code == EXIT_STOPPED
+    resumed = cli("run", config, "--max-credits", "100")
+    assert resumed.code == EXIT_OK
+    (report,) = reports(tmp_path / "state")
+    run_id = report["run_id"]
+    (event,) = opened_events(resumed)
+    assert event == {
+        "event": "run_opened", "run_id": run_id, "session": 2, "kind": "resumed",
+        "previous_run": None, "changes": [], "message": f"resuming run {run_id} (session 2)",
+    }  # fmt: skip
+    (logged,) = log_events(tmp_path / "state", run_id, "run_resumed")
+    assert logged["message"] == event["message"] and logged["session"] == 2
+    assert [(s["exit_code"], s["credits_charged"]) for s in report["sessions"]] == [(3, 2), (0, 4)]
+    assert report["run"]["credits_charged"] == 6 == report["budget"]["spent"]
+    assert "whole run: 2 sessions" in resumed.out
+
+
+def test_a_new_run_names_what_changed_since_the_last_run_of_the_same_files(
+    cli: Callable[..., CliResult], config_for: Callable[..., Path], emulator: Emulator,
+    leads: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    tcpa, ctp = emulator.base_url("tcpa_authority"), emulator.base_url("checkthatphone")
+
+    def new_run(config: Path) -> tuple[str, str]:
+        result = cli("run", config)
+        assert result.code == EXIT_OK, result.err
+        (event,) = opened_events(result)
+        assert event["kind"] == "new" and event["session"] == 1
+        (logged,) = log_events(tmp_path / "state", event["run_id"], "run_started")
+        assert logged["changes"] == event["changes"] and logged["message"] == event["message"]
+        return event["run_id"], event["message"]
+
+    first, message = new_run(config_for(tcpa))
+    assert message == f"new run {first}"
+
+    write_leads(leads, [(p, "2020-06-01") for p in [*PHONES, "2125550123"]])
+    second, message = new_run(config_for(tcpa))
+    assert message == f"new run {second}: the input file's content changed since run {first}"
+
+    third, message = new_run(config_for(tcpa, ctp))
+    assert message == f"new run {third}: provider checkthatphone enabled since run {second}"
+
+    with Emulator(_knobs()) as elsewhere:
+        fourth, message = new_run(config_for(elsewhere.base_url("tcpa_authority"), ctp))
+    assert message == (
+        f"new run {fourth}: providers.tcpa_authority.base_url changed since run {third}"
+    )
+    again = cli("run", config_for(tcpa, ctp, batch_size=10, default_consent_date="2020-01-01"))
+    assert again.code == EXIT_OK
+    (event,) = opened_events(again)
+    assert event["changes"] == [
+        "providers.tcpa_authority.base_url changed",
+        "providers.tcpa_authority.batch_size changed",
+        "providers.tcpa_authority.default_consent_date changed",
+    ]
+
+
+def test_job_changes_names_each_setting() -> None:
+    before: dict[str, Any] = {
+        "input": "/data/in.csv", "fingerprint": "aa", "output": "/data/out.csv",
+        "columns": {"phone_column": "phone", "id_column": None},
+        "normalize": {"regions": ["US", "CA"]},
+        "providers": {"tcpa_authority": ["sandbox=False", {"base_url": "https://a"}],
+                      "tdg_reverse_phone": ["", {"base_url": "https://t"}]},
+    }  # fmt: skip
+    assert job_changes(before, before) == []
+    after: dict[str, Any] = {
+        **before, "output": "/data/other.csv",
+        "columns": {"phone_column": "mobile", "id_column": "id"},
+        "normalize": {"regions": ["US"]},
+        "providers": {"tcpa_authority": ["sandbox=True", {"base_url": "https://a"}],
+                      "checkthatphone": ["", {"base_url": "https://c"}]},
+    }  # fmt: skip
+    assert job_changes(before, after) == [
+        "input.id_column changed",
+        "input.phone_column changed",
+        "normalize.regions changed",
+        "the output path changed",
+        "provider checkthatphone enabled",
+        "provider tdg_reverse_phone disabled",
+        "providers.tcpa_authority options changed",
+    ]
