@@ -127,6 +127,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
             f"{p.cached:,} already answered, {p.to_buy:,} to buy in {p.requests:,} requests, "
             f"{p.credits:,} credits, {p.minutes:,.1f} min at the configured rate"
         )
+        if p.key_missing:
+            print(
+                f"    ({p.key_missing} is not set: answers already bought with the key are "
+                "not counted, every key is priced as to buy)"
+            )
     print(f"  credits: {result.credits:,}   time: {result.minutes:,.1f} min")
     return 0
 
