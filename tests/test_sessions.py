@@ -16,7 +16,9 @@ from enrich_helpers import EMULATOR_KEY, write_leads
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_LOOKUPS_FAILED, EXIT_OK, EXIT_STOPPED
+from pipeline.report import RunFigures
 from pipeline.run_opening import job_changes
+from pipeline.store.records import RunRecord, SessionRecord
 from pipeline.store.sqlite import SqliteStore
 
 from conftest import CliResult, reports
@@ -231,3 +233,27 @@ def test_job_changes_names_each_setting() -> None:
         "provider tdg_reverse_phone disabled",
         "providers.tcpa_authority options changed",
     ]
+
+
+def test_the_whole_run_counts_what_is_known_of_sessions_recorded_before() -> None:
+    """A run from before sessions were kept: times not known are null, the known
+    durations are summed and ``duration_complete`` says the sum is partial; the current
+    session ends at the report."""
+    record = RunRecord("old", "job", "running", 3, None, 100.0, None, None, None, "i", "o")
+    figures = RunFigures.of(
+        record,
+        [SessionRecord("old", 1, 100.0, None, None, 4), SessionRecord("old", 2, None, 250.0, 3, 0),
+         SessionRecord("old", 3, 300.0, None, None, 6)],
+        now=330.0,
+    )  # fmt: skip
+    assert figures.as_dict() == {
+        "state": "running", "sessions": 3, "started_at": "1970-01-01T00:01:40+00:00",
+        "finished_at": "1970-01-01T00:05:30+00:00", "duration_s": 30.0,
+        "duration_complete": False, "credits_charged": 10,
+    }  # fmt: skip
+    assert [(s["started_at"], s["finished_at"], s["duration_s"], s["exit_code"])
+            for s in figures.sessions_as_list()] == [
+        ("1970-01-01T00:01:40+00:00", None, None, None),
+        (None, "1970-01-01T00:04:10+00:00", None, 3),
+        ("1970-01-01T00:05:00+00:00", "1970-01-01T00:05:30+00:00", 30.0, None),
+    ]  # fmt: skip
