@@ -7,6 +7,7 @@ no traceback. Anything unexpected is a bug: it prints the traceback and exits 70
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -41,12 +42,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
     if not is_inbox(config):
-        return _run_one(args, config)
+        return _run_one(args, config, _retry_command(args))
 
     def warn(line: str) -> None:  # a refused file: on stderr, even with --quiet
         print(f"phone-enrich: error: {line}", file=sys.stderr, flush=True)
 
-    result = run_inbox(config, lambda one: _run_one(args, one), warn)
+    # A file of an inbox is retried by running the inbox again: its failures are bought
+    # again (a failed answer is never reused), the rest comes from the cache.
+    again = f"phone-enrich run {shlex.quote(args.config)}"
+    result = run_inbox(config, lambda one: _run_one(args, one, again), warn)
     if not result.files:
         print(f"inbox {config.input.path}: no files")
     if result.refused:
@@ -56,7 +60,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _run_one(args: argparse.Namespace, config: Config) -> int:
+def _retry_command(args: argparse.Namespace) -> str:
+    """``retry`` with the same config and the same --input/--output as this run."""
+    given = (("--input", args.input), ("--output", args.output))
+    extra = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value)
+    return f"phone-enrich retry {shlex.quote(args.config)}{extra}"
+
+
+def _run_one(args: argparse.Namespace, config: Config, retry_with: str) -> int:
     tty = not args.quiet and sys.stderr.isatty()
     try:
         summary = stoppable(
@@ -81,6 +92,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
             "--force runs it again."
         )
         return summary.exit_code
+    summary.retry_with = retry_with
     if not args.quiet:
         print_summary(summary)
     return summary.exit_code
@@ -91,7 +103,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
     if args.max_credits is not None and args.max_credits < 0:
         raise UsageError(f"--max-credits {args.max_credits}: expected a whole number, 0 or more")
-    config = load_config(args.config)
+    config = load_config(args.config, input_path=args.input, output_path=args.output)
     summary = stoppable(
         lambda stop: retry(
             config,
@@ -109,6 +121,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             f"({summary.output}) and report are left as they are"
         )
         return summary.exit_code
+    summary.retry_with = _retry_command(args)
     if not args.quiet:
         print_summary(summary)
     return summary.exit_code
@@ -226,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", help="TOML config file")
     p.add_argument("--run", help="the run to retry (default: this config's latest run)")
+    p.add_argument("--input", help="input file (overrides input.path), as the run was given")
+    p.add_argument("--output", help="output file (overrides output.path), as the run was given")
     p.add_argument(
         "--max-credits", type=int,
         help="credit cap for the run, replacing the one it has (default: the run's own)",

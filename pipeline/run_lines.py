@@ -66,7 +66,8 @@ def run_lines(summary: RunSummary) -> list[str]:
                 )
     if summary.exit_code == EXIT_LOOKUPS_FAILED:
         config = (figures.config if figures is not None else None) or "CONFIG"
+        command = summary.retry_with or f"phone-enrich retry {config}"
         failed = sum(f["rows"].get("failed", 0) for f in summary.providers.values())
         what = f"{failed:,} rows have lookups that failed" if failed else "some lookups failed"
-        lines.append(f"  {what}: run `phone-enrich retry {config}` to try them again")
+        lines.append(f"  {what}: run `{command}` to try them again")
     return lines

@@ -22,6 +22,9 @@ class RunSummary:
     figures: RunReport | None = None
     already_done: bool = False
     """Nothing was run: the same job already finished with every row settled."""
+    retry_with: str | None = None
+    """The command that takes this run's failed lookups up again (the CLI's; default
+    ``phone-enrich retry CONFIG``)."""
     nothing_failed: bool = False
     """``retry`` of a finished run with no failed lookup: nothing was run or changed."""
 
