@@ -129,7 +129,9 @@ def _execute(request: RunRequest) -> RunSummary:
                     return _already_done(config, again, nothing_failed=True)
             record, opening = _pick_run(request, opened, started, again)
             request.stop.check()
-            return RunSession(request, opened, record, started, opening).run()
+            summary = RunSession(request, opened, record, started, opening).run()
+            summary.opening = opening
+            return summary
 
 
 @contextmanager

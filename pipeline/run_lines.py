@@ -4,7 +4,6 @@ what to do when some lookups failed."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,15 +14,14 @@ from pipeline.summary import RunSummary
 
 
 def event_printer(quiet: bool) -> Callable[[RunOpened], None] | None:
-    """On a terminal, the line ("resuming run X (session 2)"); off one, the same as a
-    JSON line beside the progress lines; nothing with --quiet."""
-    if quiet:
+    """On a terminal, the line ("resuming run X (session 2)") as the session starts.
+    Off one (cron) stderr stays for errors and progress: the summary and the run log
+    say it; nothing with --quiet."""
+    if quiet or not sys.stderr.isatty():
         return None
-    tty = sys.stderr.isatty()
 
     def show(event: RunOpened) -> None:
-        line = event.message if tty else json.dumps(event.as_dict())
-        print(line, file=sys.stderr, flush=True)
+        print(event.message, file=sys.stderr, flush=True)
 
     return show
 
@@ -48,6 +46,9 @@ def run_lines(summary: RunSummary) -> list[str]:
     figures = summary.figures
     run = figures.run if figures is not None else None
     lines: list[str] = []
+    opening = summary.opening
+    if opening is not None and (opening.kind != "new" or opening.previous_run is not None):
+        lines.append(f"  {opening.message}")
     if run is not None:
         data, sessions = run.as_dict(), run.sessions_as_list()
         known = "" if data["duration_complete"] else " (sessions of unknown length not counted)"

@@ -4,7 +4,8 @@ another job.
 
 Every run keeps what made its job (:func:`pipeline.jobs.job_identity`), so the
 difference can be named: the input file's content, a setting, a provider turned on or
-off. The line goes to the terminal (the run's ``on_event``) and to the run log.
+off. The line goes to the terminal (the run's ``on_event``), the summary and the run
+log.
 """
 
 from __future__ import annotations
@@ -65,10 +66,6 @@ class RunOpened:
             "changes": list(self.changes),
             "message": self.message,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"event": "run_opened", "run_id": self.run_id, "session": self.session,
-                **self.details()}  # fmt: skip
 
 
 def opening_of(

@@ -5,7 +5,11 @@ says to retry, and a retry with nothing failed changes nothing."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import shlex
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,15 +79,26 @@ def config_for(
     return make
 
 
-def opened_events(result: CliResult) -> list[dict[str, Any]]:
-    """The run_opened JSON lines (stderr is not a terminal under pytest)."""
-    lines = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
-    return [line for line in lines if line["event"] == "run_opened"]
+class Terminal(io.StringIO):
+    """stderr as a terminal: the CLI then says which run a session works on there."""
+
+    def isatty(self) -> bool:
+        return True
 
 
-def log_events(state: Path, run_id: str, name: str) -> list[dict[str, Any]]:
+def run_id_of(result: CliResult) -> str:
+    """The run the summary printed is of."""
+    found = re.match(r"run (\S+): ", result.out)
+    assert found is not None, result.out
+    return found.group(1)
+
+
+def opened(state: Path, run_id: str) -> dict[str, Any]:
+    """The start of the run's newest session, as its run log has it."""
     lines = (state / "runs" / run_id / "log.jsonl").read_text(encoding="utf-8").splitlines()
-    return [event for event in map(json.loads, lines) if event["event"] == name]
+    events = [e for e in map(json.loads, lines) if e["event"] in ("run_started", "run_resumed")]
+    last: dict[str, Any] = events[-1]
+    return last
 
 
 def test_a_failed_run_says_retry_and_the_retry_reports_every_session(
@@ -97,16 +112,17 @@ def test_a_failed_run_says_retry_and_the_retry_reports_every_session(
     assert first.code == EXIT_LOOKUPS_FAILED
     (report,) = reports(tmp_path / "state")
     run_id = report["run_id"]
-    assert [e["message"] for e in opened_events(first)] == [f"new run {run_id}"]
+    assert opened(tmp_path / "state", run_id)["message"] == f"new run {run_id}"
+    assert first.err == ""  # not a terminal: stderr stays for errors (and progress)
     assert f"3 rows have lookups that failed: run `phone-enrich retry {config}` to try them " \
         "again" in first.out  # fmt: skip
     assert report["run"]["sessions"] == 1 and len(report["sessions"]) == 1
 
     again = cli("retry", config)
     assert again.code == EXIT_OK
-    assert [e["message"] for e in opened_events(again)] == [
-        f"resuming run {run_id} (session 2) to retry its failed lookups"
-    ]
+    said = f"resuming run {run_id} (session 2) to retry its failed lookups"
+    assert opened(tmp_path / "state", run_id)["message"] == said
+    assert f"\n  {said}\n" in again.out
     (report,) = reports(tmp_path / "state")
     whole, sessions = report["run"], report["sessions"]
     assert report["session"] == 2 and "duration_s" in report  # this session's, as before
@@ -139,7 +155,7 @@ def test_a_failed_run_says_retry_and_the_retry_reports_every_session(
         f"run {run_id}: no lookup failed, nothing to retry; its output "
         f"({tmp_path / 'out.csv'}) and report are left as they are"
     )
-    assert opened_events(nothing) == []
+    assert nothing.err == ""
     assert [(p.read_bytes(), p.stat().st_mtime_ns) for p in files] == before
     assert emulator.state("tcpa_authority")["totals"]["requests"] == requests
     with SqliteStore(tmp_path / "state") as store:
@@ -148,21 +164,28 @@ def test_a_failed_run_says_retry_and_the_retry_reports_every_session(
 
 def test_a_stopped_run_resumes_and_says_which_session(
     cli: Callable[..., CliResult], config_for: Callable[..., Path], emulator: Emulator,
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     config = config_for(emulator.base_url("tcpa_authority"), batch_size=1)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     assert cli("run", config, "--max-credits", "2").code == EXIT_STOPPED
-    resumed = cli("run", config, "--max-credits", "100")
-    assert resumed.code == EXIT_OK
     (report,) = reports(tmp_path / "state")
     run_id = report["run_id"]
-    (event,) = opened_events(resumed)
-    assert event == {
-        "event": "run_opened", "run_id": run_id, "session": 2, "kind": "resumed",
+    assert terminal.getvalue().startswith(f"new run {run_id}\n")
+    terminal.seek(0)
+    terminal.truncate()
+    resumed = cli("run", config, "--max-credits", "100")
+    assert resumed.code == EXIT_OK
+    assert terminal.getvalue().startswith(f"resuming run {run_id} (session 2)\n")
+    assert f"\n  resuming run {run_id} (session 2)\n" in resumed.out
+    (report,) = reports(tmp_path / "state")
+    logged = opened(tmp_path / "state", run_id)
+    assert {key: logged[key] for key in ("event", "run_id", "session", "kind", "previous_run",
+                                         "changes", "message")} == {
+        "event": "run_resumed", "run_id": run_id, "session": 2, "kind": "resumed",
         "previous_run": None, "changes": [], "message": f"resuming run {run_id} (session 2)",
     }  # fmt: skip
-    (logged,) = log_events(tmp_path / "state", run_id, "run_resumed")
-    assert logged["message"] == event["message"] and logged["session"] == 2
     assert [(s["exit_code"], s["credits_charged"]) for s in report["sessions"]] == [(3, 2), (0, 4)]
     assert report["run"]["credits_charged"] == 6 == report["budget"]["spent"]
     assert "whole run: 2 sessions" in resumed.out
@@ -177,11 +200,12 @@ def test_a_new_run_names_what_changed_since_the_last_run_of_the_same_files(
     def new_run(config: Path) -> tuple[str, str]:
         result = cli("run", config)
         assert result.code == EXIT_OK, result.err
-        (event,) = opened_events(result)
-        assert event["kind"] == "new" and event["session"] == 1
-        (logged,) = log_events(tmp_path / "state", event["run_id"], "run_started")
-        assert logged["changes"] == event["changes"] and logged["message"] == event["message"]
-        return event["run_id"], event["message"]
+        run_id = run_id_of(result)
+        event = opened(tmp_path / "state", run_id)
+        assert (event["event"], event["kind"], event["session"]) == ("run_started", "new", 1)
+        if event["previous_run"] is not None:  # the summary says it too
+            assert f"\n  {event['message']}\n" in result.out
+        return run_id, event["message"]
 
     first, message = new_run(config_for(tcpa))
     assert message == f"new run {first}"
@@ -200,8 +224,8 @@ def test_a_new_run_names_what_changed_since_the_last_run_of_the_same_files(
     )
     again = cli("run", config_for(tcpa, ctp, batch_size=10, default_consent_date="2020-01-01"))
     assert again.code == EXIT_OK
-    (event,) = opened_events(again)
-    assert event["changes"] == [
+    event = opened(tmp_path / "state", run_id_of(again))
+    assert event["previous_run"] == fourth and event["changes"] == [
         "providers.tcpa_authority.base_url changed",
         "providers.tcpa_authority.batch_size changed",
         "providers.tcpa_authority.default_consent_date changed",
@@ -257,3 +281,22 @@ def test_the_whole_run_counts_what_is_known_of_sessions_recorded_before() -> Non
         (None, "1970-01-01T00:04:10+00:00", None, 3),
         ("1970-01-01T00:05:00+00:00", "1970-01-01T00:05:30+00:00", 30.0, None),
     ]  # fmt: skip
+
+
+def test_the_retry_hint_is_a_command_that_retries_the_run(
+    cli: Callable[..., CliResult], config_for: Callable[..., Path], emulator: Emulator,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    other = write_leads(tmp_path / "other leads.csv", [(p, "2020-06-01") for p in PHONES])
+    config = config_for(emulator.base_url("tcpa_authority"), batch_size=3, max_attempts=1)
+    emulator.queue_faults("tcpa_authority", [500])
+    first = cli("run", config, "--input", other)
+    assert first.code == EXIT_LOOKUPS_FAILED
+    (hint,) = re.findall(r"run `(phone-enrich retry [^`]+)` to try them again", first.out)
+    assert hint == f"phone-enrich retry {config} --input '{other}'"
+    again = cli(*shlex.split(hint)[1:])
+    assert again.code == EXIT_OK
+    event = opened(tmp_path / "state", run_id_of(again))
+    assert (event["kind"], event["session"]) == ("retry", 2)
+    assert json.loads((tmp_path / "state" / "runs" / event["run_id"] / "report.json")
+                      .read_text(encoding="utf-8"))["input"]["path"] == str(other)  # fmt: skip
