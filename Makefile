@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer clean
+.PHONY: browser demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -q
+
+# The report.html test opens the page in headless Chromium: Debian's package, installed
+# here when it is missing (root, or sudo).
+browser:
+	@command -v chromium >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_normalize.py
@@ -44,3 +51,6 @@ bench-pacer: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache
+
+bench-progress: $(STAMP)
+	$(BIN)/python bench/bench_progress.py

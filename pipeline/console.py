@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 
@@ -21,9 +22,48 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+SHORT_NAMES = {
+    "tcpa_authority": "tcpa",
+    "checkthatphone": "ctp",
+    "tdg_reverse_phone": "tdg",
+    "tdg_id_verify": "tdgid",
+    "phone_enrichment": "append",
+}
+
+
+def progress_line(progress: Progress, width: int) -> str:
+    """One line, at most ``width`` characters: what matters most first (how far, how long
+    left), then each lane (the slowest first), rows, credits; what does not fit is left
+    out whole, never cut in the middle."""
+    share = progress.share
+    head = f"{share:4.0%}" if share is not None else "  ?%"
+    parts = [f"{head} ETA {_duration(progress.eta_s)} ({_duration(progress.elapsed_s)} elapsed)"]
+    lanes = sorted(
+        progress.providers.items(),
+        key=lambda item: (item[1].done / item[1].total) if item[1].total else 0.0,
+    )
+    for name, lane in lanes:
+        total = "?" if lane.total is None else f"{lane.total:,}"
+        rate = "" if lane.rate_per_s is None else f" {lane.rate_per_s:,.1f}/s"
+        throttled = f" 429x{lane.http_429:,}" if lane.http_429 else ""
+        parts.append(f"{SHORT_NAMES.get(name, name)} {lane.done:,}/{total}{rate}{throttled}")
+    rows_total = "?" if progress.rows_total is None else f"{progress.rows_total:,}"
+    approx = "" if progress.rows_exact else "~"
+    parts.append(f"rows {progress.rows:,}/{approx}{rows_total}")
+    cap = "" if progress.max_credits is None else f"/{progress.max_credits:,}"
+    parts.append(f"{progress.credits:,}{cap} credits")
+    if progress.failed:
+        parts.append(f"{progress.failed:,} failed")
+    line = parts[0]
+    for part in parts[1:]:
+        if len(line) + 3 + len(part) <= width:
+            line += " | " + part
+    return line[:width]
+
+
 def progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
-    """On a terminal, one line redrawn in place with a bar; off one (cron), a JSON line
-    each time, for log files; nothing with --quiet."""
+    """On a terminal, one line redrawn in place, as wide as the terminal; off one (cron),
+    a JSON line each time, for log files; nothing with --quiet."""
     if quiet:
         return None
     tty = sys.stderr.isatty()
@@ -33,15 +73,8 @@ def progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
             line = json.dumps({"event": "progress", **progress.as_dict()})
             print(line, file=sys.stderr, flush=True)
             return
-        total = progress.rows_total
-        share = min(1.0, progress.rows / total) if total else 0.0
-        bar = "#" * int(share * 20) + "-" * (20 - int(share * 20))
-        line = (
-            f"[{bar}] {progress.rows:,}/{total or 0:,} rows | {progress.requests:,} requests"
-            f" | {progress.credits:,} credits | {progress.failed:,} failed"
-            f" | {_duration(progress.elapsed_s)} elapsed, ETA {_duration(progress.eta_s)}"
-        )
-        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
+        width = shutil.get_terminal_size(fallback=(80, 24)).columns - 1
+        print(f"\r{progress_line(progress, width)}\x1b[K", end="", file=sys.stderr, flush=True)
 
     return show
 
@@ -94,6 +127,8 @@ def _summary_lines(summary: RunSummary) -> None:
         print(line)
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
+    if summary.html is not None:
+        print(f"  charts: {summary.html}")
 
 
 def provider_table(summary: RunSummary, charged: dict[str, int]) -> str:

@@ -94,6 +94,8 @@ def provider_figures(
             max_credits_per_key=provider.max_credits_per_key(),
             stopped=None if stop is None else str(stop),
             peak_in_flight=engine.lanes[name].in_flight.peak if engine is not None else None,
+            lookups_total=state.plans[name].keys,
+            lookups_bought=state.plans[name].bought,
         )
     return figures
 

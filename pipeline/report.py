@@ -41,6 +41,10 @@ class ProviderFigures:
     stopped: str | None
     peak_in_flight: int | None = None
     """The most requests in flight at once this session: what a kill -9 could cost."""
+    lookups_total: int = 0
+    """This session's lookups (distinct keys of each batch), answered or bought."""
+    lookups_bought: int = 0
+    """Of them, the ones nothing answered yet: sent to be bought."""
 
     def as_dict(self) -> dict[str, Any]:
         by_status = self.rows.by_status()
@@ -66,6 +70,8 @@ class ProviderFigures:
         }
         if self.peak_in_flight is not None:
             out["peak_in_flight"] = self.peak_in_flight
+        out["lookups_total"] = self.lookups_total
+        out["estimated_credits"] = self.lookups_bought * self.max_credits_per_key
         return out
 
     @property

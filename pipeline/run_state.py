@@ -59,6 +59,21 @@ class ProviderTally:
 
 
 @dataclass
+class PlanTally:
+    """What a lookup stage planned for one provider this session."""
+
+    rows: int = 0
+    """Rows planned (every row, whether it asks this provider or not)."""
+    keys: int = 0
+    """Lookups: the distinct keys of each batch."""
+    known: int = 0
+    """Of them, answered without buying: by the store (this run, the cache) or by a
+    submission already under way."""
+    bought: int = 0
+    """Submitted to be bought."""
+
+
+@dataclass
 class RunState:
     """One session of a run, as it goes."""
 
@@ -69,12 +84,17 @@ class RunState:
     clock: float = field(default_factory=time.monotonic)
     phones: PhoneTally = field(default_factory=PhoneTally)
     tallies: dict[str, ProviderTally] = field(init=False)
+    plans: dict[str, PlanTally] = field(init=False)
     stops: dict[str, StopReason | None] = field(init=False)
     """Per provider: why its lane stopped sending, once it did."""
     failed_rows: int = 0
+    rows_read: int = 0
+    read_done: bool = False
+    """Every row of the input has been read (``rows_read`` is then its row count)."""
 
     def __post_init__(self) -> None:
         self.tallies = {name: ProviderTally() for name in self.providers}
+        self.plans = {name: PlanTally() for name in self.providers}
         self.stops = dict.fromkeys(self.providers)
 
     @property

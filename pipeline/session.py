@@ -14,10 +14,12 @@ from pipeline.engine.engine import Engine
 from pipeline.engine.stops import StopReason
 from pipeline.errors import EXIT_STOPPED, Interrupted, StoreError
 from pipeline.jobs import cache_from, remove_stale_temp_outputs
+from pipeline.live import LiveProgress
 from pipeline.opened import Opened, quietly
 from pipeline.outcome import Outcome, budget_figures, note_stops, outcome_of, provider_figures
-from pipeline.progress import Progress, RunLog, Ticker, estimate_rows
+from pipeline.progress import Progress, RowCount, RunLog, Ticker
 from pipeline.report import FailedRowsFile, InputFigures, RunFigures, RunReport, write_report
+from pipeline.report_html import html_report_or_none
 from pipeline.run_opening import RunOpened
 from pipeline.run_request import RunRequest
 from pipeline.run_state import RunState
@@ -63,7 +65,9 @@ class RunSession:
         )
         self.budget = Budget(self.cap, self._spent_so_far())
         self.engine: Engine | None = None
-        self.rows_total = estimate_rows(opened.source.read_path, opened.source.format)
+        rows = RowCount(opened.source.read_path, opened.source.format)
+        self.live = LiveProgress(self.state, self.budget, rows)
+        self._shown = False
 
     def _spent_so_far(self) -> int:
         """What the run was charged, and what its requests that got no answer may cost."""
@@ -79,6 +83,7 @@ class RunSession:
         outcome = Outcome.unfinished()
         try:
             output = self._write()
+            self._show(self.live.snapshot(), last=True)  # the last frame: every lookup done
             outcome = outcome_of(self.state, self.engine)
             outcome.record(self.opened.store, self.record.run_id)
         except BaseException as exc:
@@ -106,16 +111,18 @@ class RunSession:
     def _write(self) -> Path:
         config, opened = self.request.config, self.opened
         remove_stale_temp_outputs(config.output_file)
-        read = ReadStage(config, opened.source, opened.seen)
+        read = ReadStage(config, opened.source, opened.seen, self.state)
         write = WriteStage(config, opened.source, opened.providers, self.failed_rows)
         schema = write.schema(read.transform)
         with ExitStack() as stack:
-            self.engine = self._start_engine(stack)
+            self.engine = self.live.engine = self._start_engine(stack)
             first, second = self._lookup_stages()
-            stack.enter_context(Ticker(self._snapshot, self._show, self.request.progress_every_s))
+            stack.enter_context(
+                Ticker(self.live.snapshot, self._show, self.request.progress_every_s)
+            )
             answers = AnswerWait(self.engine, self._guard(read))
             merged = stack.enter_context(
-                staged(read.batches(), first, second, answers, self.state,
+                staged(read.batches(), first, second, answers,
                        config.normalize.regions, self.engine)
             )  # fmt: skip
             return write.write(schema, lambda: merged, self.state, read.check_unchanged)
@@ -144,8 +151,8 @@ class RunSession:
         others = [p for p in self.opened.providers if p.appends_phone is None]
         store = self.opened.store
         return (
-            LookupStage(finders, store, self.engine, scopes),
-            LookupStage(others, store, self.engine, scopes),
+            LookupStage(finders, store, self.engine, scopes, self.state),
+            LookupStage(others, store, self.engine, scopes, self.state),
         )
 
     def _guard(self, read: ReadStage) -> Callable[[], None]:
@@ -157,18 +164,13 @@ class RunSession:
 
         return guard
 
-    def _snapshot(self) -> Progress:
-        engine = self.engine
-        sent = sum(lane.pacer.sent for lane in engine.lanes.values()) if engine else 0
-        return Progress(
-            self.state.phones.rows, self.state.elapsed_s, sent, self.budget.spent,
-            self.state.failed_rows, self.rows_total,
-        )  # fmt: skip
-
-    def _show(self, progress: Progress) -> None:
+    def _show(self, progress: Progress, last: bool = False) -> None:
+        """A frame to the run log and the display; the last one only to a display that
+        has shown one (a run over before the first tick prints no progress at all)."""
         self.log.event("progress", **progress.as_dict())
-        if self.request.on_progress is not None:
+        if self.request.on_progress is not None and (self._shown or not last):
             self.request.on_progress(progress)
+            self._shown = True
 
     def _record_error(self, exc: BaseException, outcome: Outcome) -> None:
         store, run_id = self.opened.store, self.record.run_id
@@ -193,6 +195,7 @@ class RunSession:
             summary.report = write_report(self.run_dir, report)
         except OSError as exc:
             unwritten.append(exc)
+        summary.html = html_report_or_none(self.run_dir, report, self.log)
         self.log.event(
             "run_ended", exit_code=report.exit_code, rows=self.state.phones.rows,
             credits=report.credits, duration_s=round(report.duration_s, 3),

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.console import progress_line
 from pipeline.errors import UsageError
 from pipeline.lock import lock_is_held
+from pipeline.progress import last_progress
 from pipeline.store import has_store, open_store
 from pipeline.store.base import AnswerStore
 from pipeline.store.records import RunRecord
@@ -53,6 +55,11 @@ def _describe(
         )
     if run.stop_reason:
         lines.append(f"  stopped: {run.stop_reason}")
+    latest = last_progress(state_dir / "runs" / run.run_id / "log.jsonl")
+    if latest is not None:
+        at, progress = latest
+        lines.append(f"  progress of session {run.session} at {_when(at)}:")
+        lines.append("    " + progress_line(progress, 200))
     if run.max_credits is not None:
         lines.append(f"  budget: {run.max_credits:,} credits (--max-credits, kept for the run)")
     if detail:

@@ -19,6 +19,8 @@ class RunSummary:
     session: int = 1
     output: Path | None = None
     report: Path | None = None
+    html: Path | None = None
+    """report.html, the report's charts; None if it could not be written."""
     failed_rows: Path | None = None
     figures: RunReport | None = None
     already_done: bool = False

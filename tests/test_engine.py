@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -195,3 +196,28 @@ def test_a_stop_ends_a_retry_wait_at_once_and_nothing_more_is_sent(ledger: Sqlit
     assert time.monotonic() - stopped_at < 2
     assert len(recorder.sent_at) == 1  # the retry was dropped, not sent
     assert e.stopped("tcpa_authority") == StopReason.interrupted("stopped by SIGTERM")
+
+
+def test_a_sleep_that_overruns_does_not_bring_the_next_request_closer() -> None:
+    """On a busy machine a sleep ends late, and not always by the same amount. The next
+    slot counts from when the request really left, so two sends are never closer than
+    the interval (before: 70 ms apart at a 100 ms interval, one 429 in a tight window)."""
+    now = [0.0]
+    overruns = iter([0.03, 0.0, 0.03, 0.0, 0.03, 0.0])
+
+    async def late_sleep(seconds: float) -> None:
+        now[0] += seconds + next(overruns)
+
+    pacer = Pacer(600, headroom=0.0, clock=lambda: now[0], sleep=late_sleep)
+
+    async def scenario() -> list[float]:
+        sent = []
+        for _ in range(6):
+            await pacer.acquire()
+            sent.append(now[0])
+            pacer.release(answered=True)
+        return sent
+
+    sent = anyio.run(scenario)
+    gaps = [b - a for a, b in pairwise(sent)]
+    assert min(gaps) >= 0.1 - 1e-9, gaps

@@ -51,3 +51,39 @@ def test_status_shows_runs_credits_and_failures_by_reason(
     assert detail.out.splitlines()[0] == lines[0]
     missing = cli("status", config, "--run", "nope")
     assert missing.code == 2 and "no such run" in missing.err
+
+
+def test_status_shows_the_progress_figures_during_a_run_and_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``status`` gives the progress line's figures (lookups done/total per provider, rate,
+    ETA) from the run's own log, while it runs and after it ended."""
+    import threading
+    import time
+
+    from enrich_helpers import tcpa_config
+
+    from pipeline.run import run
+    from pipeline.status import status_lines
+
+    phones = [(f"212{480 + i // 1000}{i % 1000:04d}", "2019-06-01") for i in range(100)]
+    source = write_leads(tmp_path / "in.csv", phones)
+    knobs = ProviderKnobs(latency_ms=150, rate_limit=None)
+    with Emulator({"tcpa_authority": knobs}) as emulator:
+        monkeypatch.setenv(KEY_ENV, EMULATOR_KEY)
+        config = tcpa_config(tmp_path, emulator, source, batch_size=5, max_concurrency=1)
+        worker = threading.Thread(target=lambda: run(config, progress_every_s=0.2))
+        worker.start()
+        during: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("tcpa " in x for x in during):
+            time.sleep(0.3)
+            during = status_lines(config)
+        worker.join(timeout=60)
+    assert "running (session 1)" in during[0]
+    line = next(x for x in during if "tcpa " in x)
+    done, total = line.split("tcpa ")[1].split()[0].split("/")
+    assert 0 < int(done.replace(",", "")) < 100 and total == "100"
+    after = status_lines(config)
+    assert "finished (session 1, exit 0)" in after[0]
+    assert any("100% ETA 0:00" in x and "tcpa 100/100" in x for x in after)

@@ -21,7 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from pipeline.engine.budget import Budget
 from pipeline.engine.lane import Lane, Lookup
 from pipeline.engine.pacer import Pacer
-from pipeline.engine.sink import StoreSink
+from pipeline.engine.sink import Recorded, StoreSink
 from pipeline.engine.stops import StopReason
 from pipeline.engine.tickets import Ticket
 from pipeline.errors import StoreError
@@ -106,6 +106,10 @@ class Engine(AbstractContextManager["Engine"]):
     def _store_failed(self, error: StoreError) -> None:
         for lane in self.lanes.values():  # on the loop's thread already
             lane.stop(StopReason.store(str(error)))
+
+    def recorded(self, provider: str) -> Recorded | None:
+        """What ``provider``'s lane has recorded this session (None before the start)."""
+        return None if self._sink is None else self._sink.recorded[provider]
 
     @property
     def failure(self) -> StoreError | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -54,6 +54,7 @@ class Pacer:
         pause_s: float = 0.5,
         pause_cap_s: float = 30.0,
         clock: Clock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.max_rate = requests_per_minute / 60.0 * (1.0 - headroom)
         self.rate = self.max_rate
@@ -63,6 +64,7 @@ class Pacer:
         self._increase = increase * self.max_rate
         self._floor = floor * self.max_rate
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._paused_until = 0.0
         self._answered: deque[float] = deque()  # response times within the window
@@ -106,12 +108,16 @@ class Pacer:
                     continue
                 slot = max(self._next, self._paused_until, guard, now)
                 if slot > now:
-                    await anyio.sleep(slot - now)
+                    await self._sleep(slot - now)
                     now = self._clock()
                     guard = self._guard_free_at(now)
                     if self._paused_until > slot or guard is None or guard > now:
                         continue  # a 429 or the guard moved the goalposts while we slept
-                self._next = slot + 1.0 / self.rate
+                # The next slot counts from when this request really leaves: a sleep that
+                # overran (a busy machine) must not bring the next one closer than the
+                # interval, or the provider's window sees two requests one interval apart
+                # less the overrun.
+                self._next = max(slot, now) + 1.0 / self.rate
                 self._in_flight += 1
                 self.sent += 1
                 return

@@ -16,7 +16,9 @@ waiting on that group, and every later one, gets the same :class:`StoreError`, a
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
@@ -26,6 +28,27 @@ from pipeline.store.base import AnswerStore, StoreWriteError
 from pipeline.store.records import Columns, RequestLog, Response, Session
 
 _EMPTY = Columns([], [], [], [], [], [])
+
+
+@dataclass
+class Recorded:
+    """What one provider's lane has recorded this session (the progress line's figures:
+    counted where every response passes, once it is on disk)."""
+
+    requests: int = 0
+    retries: int = 0
+    http_429: int = 0
+    credits: int = 0
+    keys: int = 0
+    """Lookups settled by a response (answered, refused or failed)."""
+
+    def add(self, response: Response) -> None:
+        log = response.log
+        self.requests += 1
+        self.retries += log.attempt > 1
+        self.http_429 += log.http_status == 429
+        self.credits += log.credits
+        self.keys += len(response.columns.keys)
 
 
 class StoreSink:
@@ -45,6 +68,8 @@ class StoreSink:
         self._on_failure = on_failure
         self.failure: StoreError | None = None
         """Set once a write failed: nothing is recorded after it."""
+        self.recorded: defaultdict[str, Recorded] = defaultdict(Recorded)
+        """Per provider, this session (read by the progress thread)."""
 
     def log_sent(self, request_id: str, provider: str, attempt: int, numbers: int) -> None:
         self._sent.append((request_id, provider, attempt, numbers))
@@ -67,6 +92,8 @@ class StoreSink:
                     try:
                         with anyio.CancelScope(shield=True):
                             await anyio.to_thread.run_sync(self._write, sent, responses)
+                        for response in responses:
+                            self.recorded[response.log.provider].add(response)
                     except StoreWriteError as exc:
                         self._fail(exc)
                     finally:

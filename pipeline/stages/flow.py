@@ -26,7 +26,6 @@ import polars as pl
 
 from pipeline.engine.engine import Engine
 from pipeline.engine.tickets import Ticket
-from pipeline.run_state import RunState
 from pipeline.stages.lookup import LookupStage, Pending
 from pipeline.stages.renormalize import with_appended_phones
 
@@ -144,7 +143,6 @@ def staged(
     first: LookupStage,
     second: LookupStage,
     answers: AnswerWait,
-    state: RunState,
     regions: tuple[str, ...],
     engine: Engine | None,
 ) -> Iterator[Iterator[pl.DataFrame]]:
@@ -153,7 +151,7 @@ def staged(
     def stage_one(batch: pl.DataFrame) -> pl.DataFrame:
         pending = first.submit(batch)
         answers.wait(pending.tickets, no_more_keys=lambda: True)  # this thread is the feeder
-        return with_appended_phones(first.merge(pending, state), first.providers, regions)
+        return with_appended_phones(first.merge(pending), first.providers, regions)
 
     def at_end() -> None:
         if engine is not None:
@@ -169,6 +167,6 @@ def staged(
         def merged() -> Iterator[pl.DataFrame]:
             for pending in submitted:
                 answers.wait(pending.tickets, no_more_keys=lambda: submitted.blocked)
-                yield second.merge(pending, state)
+                yield second.merge(pending)
 
         yield merged()

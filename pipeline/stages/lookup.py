@@ -64,8 +64,10 @@ class LookupStage:
         store: AnswerStore,
         engine: Engine | None,
         scopes: dict[str, Scope],
+        state: RunState,
     ) -> None:
         self.providers = list(providers)
+        self._state = state
         self._store = store
         self._engine = engine
         self._scopes = scopes
@@ -80,8 +82,9 @@ class LookupStage:
             self._prune()
         return Pending(batch, shares)
 
-    def merge(self, pending: Pending, state: RunState) -> pl.DataFrame:
+    def merge(self, pending: Pending) -> pl.DataFrame:
         """The batch with every provider's columns, once its tickets are done."""
+        state = self._state
         columns: list[pl.Series] = []
         credits = pl.col(CREDITS_TOTAL)
         for share in pending.shares:
@@ -116,6 +119,7 @@ class LookupStage:
             .collect(engine="in-memory")
         )
         tickets = self._tickets(provider, firsts) if not firsts.is_empty() else []
+        self._state.plans[provider.name].rows += batch.height
         return Share(provider, keys.drop(_CARRY), tickets)
 
     def _tickets(self, provider: Provider, firsts: pl.DataFrame) -> list[Ticket]:
@@ -130,6 +134,10 @@ class LookupStage:
                 fresh.append((key, row, carry))
         answered = self._store.answered(self._scopes[provider.name], [f[0] for f in fresh])
         to_buy = [lookup for lookup in fresh if lookup[0] not in answered]
+        tally = self._state.plans[provider.name]
+        tally.keys += firsts.height
+        tally.known += firsts.height - len(to_buy)
+        tally.bought += len(to_buy)
         if to_buy:
             assert self._engine is not None, "lookups to buy with no engine"
             ticket = self._engine.submit(provider.name, to_buy)

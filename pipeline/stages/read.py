@@ -19,6 +19,7 @@ from pipeline.io.changes import FileIdentity, check_unchanged
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches
 from pipeline.normalize import normalize_consent_dates, normalize_phones
 from pipeline.providers.base import Provider
+from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL
 from pipeline.stages.write import added_columns
 from pipeline.trace import trace_id_expr
@@ -57,8 +58,11 @@ def check_columns(config: Config, source: InputFile, providers: list[Provider]) 
 
 
 class ReadStage:
-    def __init__(self, config: Config, source: InputFile, seen: FileIdentity | None) -> None:
+    def __init__(
+        self, config: Config, source: InputFile, seen: FileIdentity | None, state: RunState
+    ) -> None:
         self._config = config
+        self._state = state
         self._source = source
         self._seen = seen
         self.transform = normalizer(config)
@@ -73,4 +77,6 @@ class ReadStage:
         trace = trace_id_expr(self._source.fingerprint, ROW_NUMBER)
         for batch in iter_batches(self._source, self.transform, self._config.run.batch_rows):
             self.check_unchanged()  # stop buying early
+            self._state.rows_read += batch.height
             yield batch.with_columns(trace)
+        self._state.read_done = True
