@@ -71,6 +71,8 @@ lf = (
         pl.lit("input").alias("phone_source"),
         date.alias("consent_date_normalized"),
         pl.lit(0, dtype=pl.Int64).alias("credits_total"),
+        pl.lit("unchecked").alias("contact_verdict"),
+        pl.lit("").alias("contact_verdict_reasons"),
     )
     .drop("__row")
 )

@@ -25,6 +25,7 @@ from pydantic import (
 from pipeline.errors import ConfigError, UsageError
 from pipeline.phone_metadata import NANP_REGIONS
 from pipeline.provider_config import ProvidersConfig
+from pipeline.verdict import Setting, check_settings
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 INPUT_SUFFIXES = (".csv", ".parquet", ".txt", ".tsv")
@@ -133,6 +134,15 @@ class Config(_Section):
 
     providers: ProvidersConfig = ProvidersConfig()
     """Which provider APIs to call, and how; none means normalize-only."""
+    verdict: dict[str, Setting] = {}
+    """Rule id -> off, review or do_not_contact: how contact_verdict treats the rule
+    (the README's table of rules gives each one's default)."""
+
+    @field_validator("verdict")
+    @classmethod
+    def _known_rules(cls, value: dict[str, Setting]) -> dict[str, Setting]:
+        check_settings(value)
+        return value
 
 
 def _describe(error: dict[str, Any], source: str) -> str:

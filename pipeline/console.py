@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pipeline.progress import Progress
 from pipeline.run_lines import run_lines
 from pipeline.summary import RunSummary
+from pipeline.verdict import VERDICTS
 
 
 def _duration(seconds: float | None) -> str:
@@ -51,7 +52,9 @@ def progress_line(progress: Progress, width: int) -> str:
     approx = "" if progress.rows_exact else "~"
     parts.append(f"rows {progress.rows:,}/{approx}{rows_total}")
     cap = "" if progress.max_credits is None else f"/{progress.max_credits:,}"
-    parts.append(f"{progress.credits:,}{cap} credits")
+    estimate = progress.estimated_credits
+    expected = "" if estimate is None else f" (session est. {estimate:,})"
+    parts.append(f"{progress.credits:,}{cap} credits{expected}")
     if progress.failed:
         parts.append(f"{progress.failed:,} failed")
     line = parts[0]
@@ -95,6 +98,10 @@ def _summary_lines(summary: RunSummary) -> None:
     if summary.consent_dates:
         dates = ", ".join(f"{name} {count:,}" for name, count in summary.consent_dates.items())
         print(f"  consent dates: {dates}")
+    verdicts = summary.figures.verdicts if summary.figures else None
+    if verdicts:
+        shown = ", ".join(f"{v} {verdicts[v]:,}" for v in VERDICTS if verdicts.get(v))
+        print(f"  contact verdicts: {shown}")
     for name, figures in summary.providers.items():
         rows = figures["rows"]
         shown = ", ".join(f"{status} {count:,}" for status, count in rows.items() if count)

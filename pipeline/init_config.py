@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 from pipeline.config import Config
 from pipeline.errors import UsageError
 from pipeline.provider_config import ProvidersConfig
+from pipeline.verdict import RULES
 
 DEFAULT_PATH = "phone-enrich.toml"
 PROVIDERS = tuple(ProvidersConfig.model_fields)
@@ -78,13 +79,30 @@ def config_text(providers: Sequence[str]) -> str:
             f"# Other providers: {', '.join(others)} "
             "(`phone-enrich init --providers a,b PATH` writes their sections)."
         )
-    sections = {name: info for name, info in Config.model_fields.items() if name != "providers"}
+    tables = {"providers", "verdict"}
+    sections = {name: info for name, info in Config.model_fields.items() if name not in tables}
     for name, info in sections.items():
         lines += _section(name, info, _model(info))
     settings = ProvidersConfig.model_fields
     for name in providers:
         lines += _section(f"providers.{name}", settings[name], _model(settings[name]))
+    lines += _verdict_section(Config.model_fields["verdict"], providers)
     return "\n".join(lines) + "\n"
+
+
+def _verdict_section(info: FieldInfo, providers: Sequence[str]) -> list[str]:
+    """``[verdict]``: every rule that can fire with these providers, at its default (the
+    section is empty by default: each line is commented out)."""
+    lines = ["", *_comment(info.description), *_comment(
+        "Each rule below is shown with its default verdict; uncomment a line and set it to "
+        '"off", "review" or "do_not_contact" to change it.'), "[verdict]"]  # fmt: skip
+    for rule in RULES:
+        if rule.provider is None or rule.provider in providers:
+            lines += _comment(
+                f"fires when {rule.reads.replace('`', '')} ({rule.provider or 'the row'})"
+            )
+            lines.append(f"# {rule.id} = {toml_value(rule.verdict)}")
+    return lines
 
 
 def _model(info: FieldInfo) -> type[BaseModel]:

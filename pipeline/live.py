@@ -14,8 +14,12 @@ from pipeline.run_state import RunState
 
 
 class LiveProgress:
-    def __init__(self, state: RunState, budget: Budget, rows: RowCount) -> None:
+    def __init__(
+        self, state: RunState, budget: Budget, rows: RowCount, prices: dict[str, int]
+    ) -> None:
         self._state = state
+        self._prices = prices
+        """Per provider: the most a lookup can cost."""
         self._budget = budget
         self._rows = rows
         self._meter = RateMeter()
@@ -43,7 +47,19 @@ class LiveProgress:
             eta_s=slowest(etas),
             session_credits=sum(lane.credits for lane in lanes.values()),
             max_credits=self._budget.cap,
+            estimated_credits=self._estimate(lanes),
         )
+
+    def _estimate(self, lanes: dict[str, LaneProgress]) -> int | None:
+        """What this session's purchases will cost at most, over the whole input: each
+        lane's share bought so far, projected like its lookups."""
+        total = 0
+        for name, lane in lanes.items():
+            plan = self._state.plans[name]
+            if lane.total is None or not plan.keys:
+                return None
+            total += round(plan.bought * lane.total / plan.keys) * self._prices.get(name, 1)
+        return total if lanes else None
 
     def _lane(self, name: str) -> LaneProgress:
         plan = self._state.plans[name]

@@ -70,6 +70,9 @@ class Progress:
     """The slowest lane's: its lookups left at its measured rate (rows, with none)."""
     session_credits: int = 0
     max_credits: int | None = None
+    estimated_credits: int | None = None
+    """This session's purchases over the whole input, at the most each lookup can cost:
+    projected like the lookups (the ``estimate`` command's figure, as the run sees it)."""
 
     @property
     def share(self) -> float | None:

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,11 @@ from typing import Any
 
 from pipeline.run_state import PhoneTally, ProviderTally
 from pipeline.store.records import RequestTotals, RunRecord, SessionRecord
+from pipeline.verdict import VERDICTS
 
-FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error")
+FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "id", "phone", "provider", "status", "error")
+"""``id`` is the row's ``input.id_column`` value (blank without one), ``phone`` its phone
+in E.164, else the input's own text where it has no valid one."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ class RunReport:
     budget: BudgetFigures | None = None
     run: RunFigures | None = None
     """The run over all its sessions (``run`` and ``sessions`` in report.json)."""
+    verdicts: Counter[str] | None = None
+    """Rows of the output by ``contact_verdict``."""
 
     @property
     def credits(self) -> int:
@@ -240,6 +246,8 @@ class RunReport:
         if self.run is not None:
             out["run"] = self.run.as_dict()
             out["sessions"] = self.run.sessions_as_list()
+        if self.verdicts is not None:
+            out["verdicts"] = {v: self.verdicts.get(v, 0) for v in VERDICTS}
         return out
 
 
@@ -264,8 +272,8 @@ def write_report(run_dir: Path, report: RunReport) -> Path:
     return path
 
 
-FailedRow = tuple[str, int, str, str, str]
-"""(row_trace_id, row_number, provider, status, error)."""
+FailedRow = tuple[str, int, str, str, str, str, str]
+"""(row_trace_id, row_number, id, phone, provider, status, error)."""
 
 
 class FailedRowsFile:

@@ -91,6 +91,8 @@ class RunState:
     rows_read: int = 0
     read_done: bool = False
     """Every row of the input has been read (``rows_read`` is then its row count)."""
+    verdicts: Counter[str] = field(default_factory=Counter)
+    """The output's rows by ``contact_verdict`` (written by the write stage)."""
 
     def __post_init__(self) -> None:
         self.tallies = {name: ProviderTally() for name in self.providers}

@@ -66,7 +66,8 @@ class RunSession:
         self.budget = Budget(self.cap, self._spent_so_far())
         self.engine: Engine | None = None
         rows = RowCount(opened.source.read_path, opened.source.format)
-        self.live = LiveProgress(self.state, self.budget, rows)
+        prices = {p.name: p.max_credits_per_key() for p in opened.providers}
+        self.live = LiveProgress(self.state, self.budget, rows, prices)
         self._shown = False
 
     def _spent_so_far(self) -> int:
@@ -227,6 +228,7 @@ class RunSession:
             providers=provider_figures(store, self.state, self.opened.providers, self.engine),
             budget=budget_figures(self.cap, self.cap_from, self.budget),
             run=quietly(self._run_figures),
+            verdicts=self.state.verdicts,
         )  # fmt: skip
 
     def _run_figures(self) -> RunFigures | None:

@@ -21,6 +21,7 @@ from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_USAGE
 from pipeline.init_config import PROVIDERS
 from pipeline.provider_config import ProvidersConfig
+from pipeline.verdict import RULES
 
 from conftest import CliResult
 
@@ -75,6 +76,10 @@ def test_init_writes_every_default_of_the_sections_asked_for(
                 assert key in written, f"{name}.{key} not written"
                 assert getattr(section, key) == field.default, f"{name}.{key}"
     assert config.input.path == "leads.csv" and config.output.path == "leads.enriched.parquet"
+    # [verdict]: every rule that can fire with these providers, at its default, commented
+    assert parsed["verdict"] == {} and config.verdict == Config.model_fields["verdict"].default
+    shown = dict(re.findall(r'^# (\w+) = "(\w+)"$', text.split("\n[verdict]\n")[1], re.M))
+    assert shown == {rule.id: rule.verdict for rule in RULES if rule.provider in (None, *asked)}
 
 
 def test_init_refuses_to_overwrite_and_unknown_providers(

@@ -32,7 +32,7 @@ LAYERS: dict[str, set[str]] = {
 }
 BASE = {
     "errors", "config", "provider_config", "trace", "phone_metadata", "validity_table",
-    "normalize", "columns", "stopping", "lock", "preflight",
+    "normalize", "columns", "stopping", "lock", "preflight", "verdict",
 }  # fmt: skip
 STATE = {"run_state", "report"}
 

@@ -61,6 +61,8 @@ def test_progress_and_log_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # 60 rows, every phone distinct: 60 lookups; the last frame is the whole of them.
     assert lanes[-1]["done"] == lanes[-1]["total"] == 60 and progress[-1]["rows"] == 60
     assert seen[-1].share == 1.0 and seen[-1].eta_s == 0.0
+    # Every lookup bought, one credit each: the estimate is the whole input's 60.
+    assert seen[-1].estimated_credits == 60 and progress[-1]["estimated_credits"] == 60
 
 
 def test_eta_from_each_lane_rate_the_slowest_decides() -> None:
@@ -101,7 +103,7 @@ def test_the_progress_line_fits_the_terminal_and_leaves_whole_parts_out() -> Non
     }  # fmt: skip
     frame = Progress(
         rows=100_000, elapsed_s=3_700, rows_total=204_454, rows_exact=True, providers=lanes,
-        eta_s=5_000, credits=12_345, max_credits=50_000,
+        eta_s=5_000, credits=12_345, max_credits=50_000, estimated_credits=41_000,
     )  # fmt: skip
     for width in (40, 79, 120, 400):
         line = progress_line(frame, width)
@@ -110,7 +112,7 @@ def test_the_progress_line_fits_the_terminal_and_leaves_whole_parts_out() -> Non
         assert " | " not in line or line.split(" | ")[-1] in line  # whole parts only
     wide = progress_line(frame, 400)
     assert "tcpa 1,234/200,000 16.5/s 429x2" in wide and "rows 100,000/204,454" in wide
-    assert "12,345/50,000 credits" in wide
+    assert "12,345/50,000 credits (session est. 41,000)" in wide
     assert "rows" not in progress_line(frame, 79)  # lanes before rows
 
 

@@ -51,6 +51,7 @@ def test_a_real_runs_report_renders_in_chromium(
     _assert_drawn(seen, [
         "Rows by outcome, per provider", "Credits per provider: spent, estimate, budget",
         "Rejected phones, by reason", "Requests sent over time",
+        "HTTP 429 (throttled) over time", "Retries over time",
     ])  # fmt: skip
     assert second.summary.run_id in seen.text
 

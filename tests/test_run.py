@@ -104,6 +104,8 @@ def test_every_row_once_in_order_with_original_values(
         *PHONE_COLUMNS,
         "consent_date_normalized",
         "credits_total",
+        "contact_verdict",
+        "contact_verdict_reasons",
     ]
     assert out["credits_total"].cast(pl.Int64).to_list() == [0] * len(ROWS)
 
@@ -146,9 +148,12 @@ def test_report_and_summary(
     assert report["credits_total"] == 0
     run_dir = tmp_path / "state" / "runs" / report["run_id"]
     assert (run_dir / "failed_rows.csv").read_text().splitlines() == [
-        "row_trace_id,row_number,provider,status,error"
+        "row_trace_id,row_number,id,phone,provider,status,error"
     ]
     assert report["run_id"] in result.out and "valid phones: 4" in result.out
+    # No provider: the two rows without a valid phone may not be called, the rest unchecked.
+    assert report["verdicts"] == {"ok": 0, "do_not_contact": 2, "review": 0, "unchecked": 4}
+    assert "  contact verdicts: do_not_contact 2, unchecked 4" in result.out.splitlines()
 
 
 def test_small_batches_keep_order(

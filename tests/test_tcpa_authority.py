@@ -244,9 +244,10 @@ def test_gives_up_after_max_attempts_and_exits_1(tmp_path: Path, emulator: Emula
     assert all("gave up after 2 attempts" in e and "502" in e for e in out["tcpa_error"])
     assert summary.failed_rows is not None
     lines = summary.failed_rows.read_text().splitlines()
-    assert lines[0] == "row_trace_id,row_number,provider,status,error"
-    assert [line.split(",")[1:4] for line in lines[1:]] == [
-        [str(n), "tcpa_authority", "failed"] for n in range(1, len(NUMBERS) + 1)
+    assert lines[0] == "row_trace_id,row_number,id,phone,provider,status,error"
+    assert [line.split(",")[1:6] for line in lines[1:]] == [
+        [str(n), f"L{n:05d}", f"+1{phone}", "tcpa_authority", "failed"]
+        for n, phone in enumerate(NUMBERS, 1)
     ]
     assert _charged(emulator) == 0 and row_credits(out) == 0
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypedDict
 from urllib.parse import urlsplit
@@ -90,6 +90,16 @@ class Reply:
 
     def error_list(self) -> list[str | None]:
         return self.errors if self.errors is not None else [None] * len(self.statuses)
+
+
+class Conversion(NamedTuple):
+    """How an answer field the store keeps in one type becomes its column's type (the
+    ``"true"`` / ``"false"`` text a provider sends, as a Boolean)."""
+
+    stored: pl.DataType
+    """The field's type in the stored answer (JSON)."""
+    convert: Callable[[pl.Expr], pl.Expr]
+    """The stored value -> the column's value (of its :attr:`Provider.fields` type)."""
 
 
 class PacerOptions(TypedDict, total=False):
@@ -174,6 +184,12 @@ class Provider(ABC):
 
     def derived(self, key: pl.Expr) -> dict[str, pl.Expr]:
         """Answer columns computed from the lookup ``key`` rather than the answer."""
+        return {}
+
+    def conversions(self) -> dict[str, Conversion]:
+        """Columns (:attr:`fields` names) whose answer field the store keeps in another
+        type. Converted when the columns are made, not when the answer is stored, so
+        answers stored by an earlier version read the same."""
         return {}
 
     def answer_columns(self) -> dict[str, pl.DataType]:

@@ -23,6 +23,10 @@ options (``litigator_filter``, ``landline_sms_lookup``) change the answer's fiel
 and price, so they are the :meth:`CheckThatPhone.params`: an answer bought with
 other options is never reused.
 
+The answer is stored as sent; its ``"true"`` / ``"false"`` fields are written as
+Booleans and ``tzOffset`` (documented in hours behind UTC: 8 for Los Angeles) as
+``ctp_utc_offset`` in minutes east of UTC (-480), TCPA Authority's unit.
+
 ``litigator_name`` is sensitive: it goes to the ledger's answer and to the
 ``ctp_litigator_name`` column, nowhere else. No error message is made from a
 response body: only from the status and the envelope's own error text, and the
@@ -42,8 +46,9 @@ from pipeline.columns import require_column
 from pipeline.config import Config
 from pipeline.errors import LaneStoppedError, ProviderError, TerminalError, TransientError
 from pipeline.provider_config import CheckThatPhoneSettings, ProviderSettings
-from pipeline.providers.base import LookupExprs, Provider, Reply
+from pipeline.providers.base import Conversion, LookupExprs, Provider, Reply
 from pipeline.providers.common import (
+    FLAG,
     classify_status,
     decimal,
     json_object,
@@ -60,7 +65,7 @@ GARBLED = f"{WHAT}: the answer is not the JSON envelope the API documents"
 REDACTED = "[redacted]"
 
 _STRING = pl.String()
-# Answer field -> our column (after the ctp_ prefix) and type, in output order.
+# Answer field -> our column (after the ctp_ prefix) and type as stored, in output order.
 # ``error`` becomes ``lookup_error``: ``ctp_error`` is the status column's.
 _FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
     ("subscriber", "subscriber", _STRING),
@@ -95,8 +100,24 @@ _FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
     ("geoMetro", "geo_metro", pl.Int64()),
     ("geoSource", "geo_source", _STRING),
     ("timezone", "timezone", _STRING),
-    ("tzOffset", "tz_offset", pl.Float64()),
+    ("tzOffset", "utc_offset", pl.Float64()),
 )
+_FLAGS = ("deliverable", "lookup_error", "black_list", "dip_ported", "dip_messaging_lookup",
+          "dip_messaging_enabled", "litigator")  # fmt: skip
+"""Columns CheckThatPhone sends as "true" / "false" text: written as Booleans."""
+
+
+def _minutes_east(hours_west: pl.Expr) -> pl.Expr:
+    """``tzOffset`` (documented as hours: 8 for Los Angeles, i.e. hours behind UTC) as
+    minutes east of UTC, TCPA Authority's unit: 8 -> -480, 3.5 -> -210."""
+    return (hours_west * -60).round(0).cast(pl.Int64)
+
+
+_CONVERSIONS: dict[str, Conversion] = {
+    **dict.fromkeys(_FLAGS, FLAG),
+    "utc_offset": Conversion(pl.Float64(), _minutes_east),
+}
+_COLUMN_TYPES = {"utc_offset": pl.Int64(), **dict.fromkeys(_FLAGS, pl.Boolean())}
 _INTEGERS = frozenset(source for source, _, dtype in _FIELDS if dtype == pl.Int64)
 _FLOATS = frozenset(source for source, _, dtype in _FIELDS if dtype == pl.Float64)
 
@@ -104,7 +125,9 @@ _FLOATS = frozenset(source for source, _, dtype in _FIELDS if dtype == pl.Float6
 class CheckThatPhone(Provider):
     name: ClassVar[str] = "checkthatphone"
     prefix: ClassVar[str] = "ctp"
-    fields: ClassVar[dict[str, pl.DataType]] = {column: dtype for _, column, dtype in _FIELDS}
+    fields: ClassVar[dict[str, pl.DataType]] = {
+        column: _COLUMN_TYPES.get(column, dtype) for _, column, dtype in _FIELDS
+    }
     sources: ClassVar[dict[str, str]] = {column: source for source, column, _ in _FIELDS}
 
     def __init__(self, settings: CheckThatPhoneSettings, api_key: str) -> None:
@@ -133,6 +156,9 @@ class CheckThatPhone(Provider):
             f"v1;litigatorFilter={str(s.litigator_filter).lower()}"
             f";landlineSmsLookup={str(s.landline_sms_lookup).lower()}"
         )
+
+    def conversions(self) -> dict[str, Conversion]:
+        return _CONVERSIONS
 
     def max_credits_per_key(self) -> int:
         s = self.settings

@@ -27,6 +27,7 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
+from pipeline.providers.base import Conversion
 
 DETAIL_CHARS = 200
 """How much of a provider's own error text goes into a message."""
@@ -211,3 +212,21 @@ def mapped_values(mapped: Mapping[str, str], fields: Sequence[str]) -> dict[str,
         field: text_column(pl.col(mapped[field])) if field in mapped else NULL_TEXT
         for field in fields
     }
+
+
+# -- typing an answer's columns ---------------------------------------------------------------
+
+
+def text_flag(value: pl.Expr) -> pl.Expr:
+    """``"true"`` / ``"false"`` text (any case, trimmed) as a Boolean; anything else null."""
+    word = value.str.strip_chars().str.to_lowercase()
+    return pl.when(word == "true").then(True).when(word == "false").then(False)
+
+
+def text_minutes(value: pl.Expr) -> pl.Expr:
+    """Whole minutes sent as text (``"-420"``) as an integer; null if not a number."""
+    return value.str.strip_chars().cast(pl.Float64, strict=False).round(0).cast(pl.Int64)
+
+
+FLAG = Conversion(pl.String(), text_flag)
+"""A field sent as ``"true"`` / ``"false"`` text, kept so, written as a Boolean."""

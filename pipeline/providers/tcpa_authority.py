@@ -6,6 +6,8 @@ request order. ``IsReassigned`` true or false is a ``hit``; null ("insufficient
 information") is a ``no_match``. DNCScrub does not report charges, so a request
 costs ``credits_per_number`` for each number answered (0 in the sandbox).
 
+``UTCOffset`` (text, minutes east of UTC) is written as an integer.
+
 The lookup key is ``NUMBER:YYYYMMDD``: the same number checked against another
 consent date is another question with another answer.
 """
@@ -24,8 +26,8 @@ from pipeline.config import Config
 from pipeline.errors import TransientError
 from pipeline.normalize import CONSENT_DATE_COLUMN
 from pipeline.provider_config import ProviderSettings, TcpaAuthoritySettings
-from pipeline.providers.base import LookupExprs, Provider, Reply
-from pipeline.providers.common import classify_status, phone_is_valid
+from pipeline.providers.base import Conversion, LookupExprs, Provider, Reply
+from pipeline.providers.common import classify_status, phone_is_valid, text_minutes
 
 PATH = "/Data/TCPAAuthority"
 NO_DATE = (
@@ -33,7 +35,7 @@ NO_DATE = (
 )
 FUTURE_DATE = "consent date is in the future"
 
-# Provider field -> our column (after the tcpa_ prefix) and type, in output order.
+# Provider field -> our column (after the tcpa_ prefix) and type as sent, in output order.
 _FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
     ("PhoneNumber", "phone_number", pl.String()),
     ("IsReassigned", "is_reassigned", pl.Boolean()),
@@ -48,6 +50,8 @@ _FIELDS: tuple[tuple[str, str, pl.DataType], ...] = (
 )
 # The answer as the lookup stage reads it back; a body that does not fit is garbled.
 _SCHEMA = pl.Schema({source: dtype for source, _, dtype in _FIELDS})
+_CONVERSIONS = {"utc_offset": Conversion(pl.String(), text_minutes)}
+"""``UTCOffset`` is text ("-420"): minutes east of UTC, written as an integer."""
 
 
 class TcpaAuthority(Provider):
@@ -55,7 +59,7 @@ class TcpaAuthority(Provider):
     prefix: ClassVar[str] = "tcpa"
     fields: ClassVar[dict[str, pl.DataType]] = {
         "consent_date": pl.String(),
-        **{column: dtype for _, column, dtype in _FIELDS},
+        **{column: pl.Int64() if column in _CONVERSIONS else dtype for _, column, dtype in _FIELDS},
     }
     sources: ClassVar[dict[str, str]] = {column: source for source, column, _ in _FIELDS}
 
@@ -104,6 +108,9 @@ class TcpaAuthority(Provider):
             pl.col("phone_normalized") + pl.lit(":") + when
         )
         return LookupExprs(key=key, refused=refused)
+
+    def conversions(self) -> dict[str, Conversion]:
+        return _CONVERSIONS
 
     def derived(self, key: pl.Expr) -> dict[str, pl.Expr]:
         """Columns read off the key itself: the consent date actually sent (ISO)."""

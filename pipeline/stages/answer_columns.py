@@ -15,8 +15,11 @@ from pipeline.engine.stops import StopReason
 from pipeline.io.reader import ROW_NUMBER as ROW
 from pipeline.providers.base import Provider
 from pipeline.run_state import ProviderTally
-from pipeline.store.records import BestAnswer
+from pipeline.store.records import SETTLED, BestAnswer
 
+CHECKED_AT_TYPE = pl.Datetime("ms", "UTC")
+"""``{p}_checked_at``: when the row's answer was bought (an earlier run's, for an answer
+from the cache), so a verdict shows how old its evidence is."""
 CREDITS_TOTAL = "credits_total"
 """Every provider's credits on the row, summed."""
 NOT_SENT = "not looked up: the run ended before this lookup was sent"
@@ -48,6 +51,7 @@ def status_columns(provider: Provider) -> dict[str, pl.DataType]:
         f"{p}_error": pl.String(),
         f"{p}_credits": pl.Int64(),
         f"{p}_request_id": pl.String(),
+        f"{p}_checked_at": CHECKED_AT_TYPE,
         **provider.answer_columns(),
     }
 
@@ -95,12 +99,15 @@ def _status_exprs(provider: Provider, run_id: str, stopped: StopReason | None) -
     ours = pl.col("__pe_run") == pl.lit(run_id)
     first = pl.col(ROW) == pl.col("__pe_first")
     credits = pl.when(ours & first).then(pl.col("__pe_credits")).otherwise(0).fill_null(0)
+    fetched_ms = (pl.col("__pe_fetched") * 1000).round(0).cast(pl.Int64)
+    checked = pl.when(refused.is_null() & found.is_in(SETTLED)).then(fetched_ms)
     return [
         status.alias(f"{p}_status"),
         error.alias(f"{p}_error"),
         credits.cast(pl.Int64).alias(f"{p}_credits"),
         pl.col("__pe_request").alias(f"{p}_request_id"),
-        (found.is_in(["hit", "no_match", "invalid_input"]) & ~ours).alias(_CACHED),
+        checked.cast(CHECKED_AT_TYPE).alias(f"{p}_checked_at"),
+        (found.is_in(SETTLED) & ~ours).alias(_CACHED),
         (ours & ~first & found.is_not_null()).alias(_DUPE),
     ]
 
@@ -110,8 +117,9 @@ def _with_answer_fields(provider: Provider, frame: pl.DataFrame) -> pl.DataFrame
     p = provider.prefix
     key = pl.col(KEY)
     derived = provider.derived(key)
+    conversions = provider.conversions()
     answer_fields = {
-        provider.sources.get(name, name): dtype
+        provider.sources.get(name, name): conversions[name].stored if name in conversions else dtype
         for name, dtype in provider.fields.items()
         if name not in derived
     }
@@ -121,6 +129,11 @@ def _with_answer_fields(provider: Provider, frame: pl.DataFrame) -> pl.DataFrame
         pl.when(settled).then(decoded).alias("__pe_decoded"),
         *[pl.when(key.is_not_null()).then(expr).alias(name) for name, expr in derived.items()],
     ).unnest("__pe_decoded")
+    frame = frame.with_columns(
+        how.convert(pl.col(source)).cast(provider.fields[name]).alias(source)
+        for name, how in conversions.items()
+        for source in [provider.sources.get(name, name)]
+    )
     return frame.rename(
         {provider.sources.get(name, name) if name not in derived else name: f"{p}_{name}"
          for name in provider.fields}

@@ -21,6 +21,9 @@ from pipeline.report import FailedRow, FailedRowsFile
 from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL, status_columns, text_columns
 from pipeline.trace import TRACE_ID_COLUMN
+from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, count_verdicts, with_verdict
+
+VERDICT_COLUMNS = (VERDICT_COLUMN, REASONS_COLUMN)
 
 
 def added_columns(config: Config, providers: list[Provider]) -> list[str]:
@@ -31,6 +34,7 @@ def added_columns(config: Config, providers: list[Provider]) -> list[str]:
     for provider in providers:
         columns.extend(status_columns(provider))
     columns.append(CREDITS_TOTAL)
+    columns.extend(VERDICT_COLUMNS)
     return columns
 
 
@@ -58,7 +62,8 @@ class WriteStage:
                 for name, dtype in status_columns(provider).items()
             ]
             trace = pl.lit(None, dtype=pl.String).alias(TRACE_ID_COLUMN)  # from the read
-            return transform(frame).with_columns(trace, *empty).select(self._columns)
+            verdict = [pl.lit(None, dtype=pl.String).alias(c) for c in VERDICT_COLUMNS]
+            return transform(frame).with_columns(trace, *empty, *verdict).select(self._columns)
 
         return output_schema(self._source, with_providers)
 
@@ -74,7 +79,9 @@ class WriteStage:
         output = self._config.output_file
 
         def rows() -> Iterator[pl.DataFrame]:
-            for batch in batches():
+            for merged in batches():
+                batch = with_verdict(merged, self._config.verdict)
+                state.verdicts.update(count_verdicts(batch))
                 state.phones.add(batch, consent)
                 self._failed_rows.add(self._failures(batch))
                 state.failed_rows = self._failed_rows.count
@@ -85,14 +92,20 @@ class WriteStage:
         return output
 
     def _failures(self, batch: pl.DataFrame) -> list[FailedRow]:
+        """The failed lookups, each with the row's id (``id_column``) and phone (E.164,
+        else the input's text) so a person can find the row without the output."""
+        id_column = self._config.input.id_column
+        record = pl.col(id_column).cast(pl.String) if id_column else pl.lit(None, pl.String)
+        raw = pl.col(self._config.input.phone_column).cast(pl.String)
+        phone = pl.coalesce(pl.col("phone_e164"), raw).alias("__pe_phone")
         rows: list[FailedRow] = []
         for provider in self._providers:
             p = provider.prefix
             failed = batch.filter(pl.col(f"{p}_status") == "failed")
             rows.extend(
-                (trace, row, provider.name, "failed", error or "")
-                for trace, row, error in failed.select(
-                    TRACE_ID_COLUMN, ROW_NUMBER, f"{p}_error"
+                (trace, row, record_id or "", number or "", provider.name, "failed", error or "")
+                for trace, row, record_id, number, error in failed.select(
+                    TRACE_ID_COLUMN, ROW_NUMBER, record.alias("__pe_id"), phone, f"{p}_error"
                 ).iter_rows()
             )
         return rows

@@ -1,0 +1,161 @@
+"""One verdict per row, for calling the number: the rules, in one table.
+
+A row's ``contact_verdict`` is about the phone the row ends with (an appended one
+where the input's was invalid), made from the providers' own documented advice:
+
+* TCPA Authority: ``IsReassigned = true`` "do not call", ``IsValid = false`` not
+  callable, ``IsReassigned = null`` "proceed with caution";
+* CheckThatPhone: a TCPA litigator match "do not contact", and a carrier
+  deactivation (in the last 45 days: the number may be someone else's now);
+* no valid phone at all: nothing to call;
+* an enabled provider that was asked and gave no answer (failed, or skipped for the
+  budget): its advice is missing, so a person looks.
+
+Precedence: ``do_not_contact`` > ``review`` > ``ok``. ``ok`` needs an answer from a
+provider that checks the number (TCPA Authority, CheckThatPhone) and no rule fired;
+a row nothing checked is ``unchecked``. ``contact_verdict_reasons`` lists (``;``)
+every rule that fired, in table order, whatever verdict it carries.
+
+Rules are named by ids that do not change; the ``[verdict]`` config section turns a
+rule ``off`` or moves it to ``review`` (or ``do_not_contact``). They read only the
+output's own columns (a provider's columns are never hidden or renamed), as polars
+expressions over a whole batch. This module is base: the column prefixes of the
+providers are written here and checked against the providers by a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+VERDICT_COLUMN = "contact_verdict"
+REASONS_COLUMN = "contact_verdict_reasons"
+OK, DO_NOT_CONTACT, REVIEW, UNCHECKED = "ok", "do_not_contact", "review", "unchecked"
+VERDICTS = (OK, DO_NOT_CONTACT, REVIEW, UNCHECKED)
+"""Every value of ``contact_verdict``."""
+
+Setting = Literal["off", "review", "do_not_contact"]
+"""What the ``[verdict]`` section may make of a rule."""
+
+PREFIXES = {
+    "phone_enrichment": "append",
+    "checkthatphone": "ctp",
+    "tcpa_authority": "tcpa",
+    "tdg_reverse_phone": "tdg",
+    "tdg_id_verify": "tdgid",
+}
+"""Provider (config section) -> its output column prefix."""
+CHECKS = ("tcpa", "ctp")
+"""The providers whose answer about the number counts as having checked it (``ok``)."""
+ANSWERED = ("hit", "no_match")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: when it fires, and the verdict it carries unless configured."""
+
+    id: str
+    provider: str | None
+    """The provider whose answer it reads (None: the row's own phone)."""
+    reads: str
+    """What it reads, as the README's table says it."""
+    verdict: str
+    when: pl.Expr
+    """True where the rule fires (null counts as not)."""
+    needs: tuple[str, ...]
+    """The columns it reads: a rule whose columns the output lacks never fires."""
+
+
+def _flag(column: str, value: bool) -> pl.Expr:
+    return pl.col(column) == pl.lit(value)
+
+
+def _rules() -> tuple[Rule, ...]:
+    status, reassigned = pl.col("tcpa_status"), pl.col("tcpa_is_reassigned")
+    deactivated_on = pl.col("ctp_deactivation_date").str.strip_chars().str.len_chars() > 0
+    deactivated_said = pl.col("ctp_reason").str.starts_with("Number deactivated by carrier")
+    rules = [
+        Rule("no_valid_phone", None, "`phone_valid` is not true", DO_NOT_CONTACT,
+             ~pl.col("phone_valid").fill_null(False), ("phone_valid",)),
+        Rule("tcpa_reassigned", "tcpa_authority", "`tcpa_is_reassigned` = true",
+             DO_NOT_CONTACT, _flag("tcpa_is_reassigned", True), ("tcpa_is_reassigned",)),
+        Rule("tcpa_invalid", "tcpa_authority", "`tcpa_is_valid` = false", DO_NOT_CONTACT,
+             _flag("tcpa_is_valid", False), ("tcpa_is_valid",)),
+        Rule("tcpa_reassigned_unknown", "tcpa_authority",
+             "`tcpa_is_reassigned` null in an answer (`tcpa_status` = no_match)", REVIEW,
+             status.is_in(ANSWERED) & reassigned.is_null(),
+             ("tcpa_status", "tcpa_is_reassigned")),
+        Rule("ctp_litigator", "checkthatphone", "`ctp_litigator` = true (`litigator_filter`)",
+             DO_NOT_CONTACT, _flag("ctp_litigator", True), ("ctp_litigator",)),
+        Rule("ctp_deactivated", "checkthatphone",
+             "`ctp_deactivation_date` set, or `ctp_reason` \"Number deactivated by carrier ...\"",
+             DO_NOT_CONTACT, deactivated_on | deactivated_said,
+             ("ctp_deactivation_date", "ctp_reason")),
+    ]  # fmt: skip
+    for provider, p in PREFIXES.items():
+        column = f"{p}_status"
+        rules.append(Rule(f"{p}_failed", provider, f"`{column}` = failed", REVIEW,
+                          pl.col(column) == "failed", (column,)))  # fmt: skip
+        rules.append(Rule(f"{p}_skipped", provider, f"`{column}` = skipped_budget", REVIEW,
+                          pl.col(column) == "skipped_budget", (column,)))  # fmt: skip
+    return tuple(rules)
+
+
+RULES = _rules()
+"""Every rule, in the order reasons are listed."""
+RULE_IDS = tuple(rule.id for rule in RULES)
+
+
+def check_settings(settings: Mapping[str, str]) -> None:
+    """Raise ValueError naming the first rule id in ``settings`` that is not a rule."""
+    unknown = [name for name in settings if name not in RULE_IDS]
+    if unknown:
+        raise ValueError(f"unknown rule {unknown[0]!r}; the rules are {', '.join(RULE_IDS)}")
+
+
+_MASK = "__pe_rules"
+
+
+def with_verdict(batch: pl.DataFrame, settings: Mapping[str, Setting]) -> pl.DataFrame:
+    """``batch`` with ``contact_verdict`` and ``contact_verdict_reasons``, the rules as
+    ``settings`` (the ``[verdict]`` section) has them.
+
+    Which rules fired is one bit each in one integer per row; the reasons are then
+    spelled once per distinct combination in the batch (a handful), not per row:
+    joining up to 16 strings per row cost 3x the rest of the verdict.
+    """
+    active: list[tuple[str, str, pl.Expr]] = []
+    for rule in RULES:
+        verdict = settings.get(rule.id, rule.verdict)
+        if verdict != "off" and all(column in batch.columns for column in rule.needs):
+            active.append((rule.id, verdict, rule.when.fill_null(False)))
+    bits = [fired.cast(pl.UInt32) * (1 << i) for i, (_, _, fired) in enumerate(active)]
+    frame = batch.with_columns((pl.sum_horizontal(bits) if bits else pl.lit(0)).alias(_MASK))
+    spelled = {
+        mask: ";".join(name for i, (name, _, _) in enumerate(active) if mask >> i & 1)
+        for mask in frame[_MASK].unique().to_list()
+    }
+    mask = pl.col(_MASK).cast(pl.UInt32)
+    refuse = sum(1 << i for i, (_, verdict, _) in enumerate(active) if verdict == DO_NOT_CONTACT)
+    review = sum(1 << i for i, (_, verdict, _) in enumerate(active) if verdict == REVIEW)
+    checked = [pl.col(f"{p}_status").is_in(ANSWERED) for p in CHECKS if f"{p}_status" in batch]
+    chosen = (
+        pl.when((mask & refuse) != 0).then(pl.lit(DO_NOT_CONTACT))
+        .when((mask & review) != 0).then(pl.lit(REVIEW))
+        .when(pl.any_horizontal(checked) if checked else pl.lit(False)).then(pl.lit(OK))
+        .otherwise(pl.lit(UNCHECKED))
+    )  # fmt: skip
+    reasons = pl.col(_MASK).replace_strict(spelled, return_dtype=pl.String)
+    if not spelled:  # an empty batch
+        reasons = pl.lit(None, dtype=pl.String)
+    return frame.with_columns(chosen.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN)).drop(
+        _MASK
+    )
+
+
+def count_verdicts(batch: pl.DataFrame) -> dict[str, int]:
+    """How many rows of ``batch`` have each verdict."""
+    return {str(v): int(n) for v, n in batch[VERDICT_COLUMN].value_counts().iter_rows()}
