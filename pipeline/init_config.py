@@ -21,7 +21,6 @@ from pipeline.errors import UsageError
 from pipeline.provider_config import ProvidersConfig
 from pipeline.verdict import RULES
 
-DEFAULT_PATH = "phone-enrich.toml"
 PROVIDERS = tuple(ProvidersConfig.model_fields)
 """Every provider ``init`` knows, in lane order."""
 
