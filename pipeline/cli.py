@@ -7,15 +7,25 @@ no traceback. Anything unexpected is a bug: it prints the traceback and exits 70
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.cli_help import help_of, main_epilog, package_version
 from pipeline.config import Config, load_config
 from pipeline.console import print_summary, progress_printer, provider_table, stdout_to_devnull
-from pipeline.errors import EXIT_INTERNAL, EXIT_STOPPED, Interrupted, PipelineError, UsageError
+from pipeline.errors import (
+    EXIT_INTERNAL,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    Interrupted,
+    PipelineError,
+    UsageError,
+)
 from pipeline.run import run
+from pipeline.run_lines import event_printer
 from pipeline.stop_signals import stoppable
 
 
@@ -32,12 +42,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
     )
     if not is_inbox(config):
-        return _run_one(args, config)
+        return _run_one(args, config, _retry_command(args))
 
     def warn(line: str) -> None:  # a refused file: on stderr, even with --quiet
         print(f"phone-enrich: error: {line}", file=sys.stderr, flush=True)
 
-    result = run_inbox(config, lambda one: _run_one(args, one), warn)
+    # A file of an inbox is retried by running the inbox again: its failures are bought
+    # again (a failed answer is never reused), the rest comes from the cache.
+    again = f"phone-enrich run {shlex.quote(args.config)}"
+    result = run_inbox(config, lambda one: _run_one(args, one, again), warn)
     if not result.files:
         print(f"inbox {config.input.path}: no files")
     if result.refused:
@@ -47,7 +60,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _run_one(args: argparse.Namespace, config: Config) -> int:
+def _retry_command(args: argparse.Namespace) -> str:
+    """``retry`` with the same config and the same --input/--output as this run."""
+    given = (("--input", args.input), ("--output", args.output))
+    extra = "".join(f" {flag} {shlex.quote(value)}" for flag, value in given if value)
+    return f"phone-enrich retry {shlex.quote(args.config)}{extra}"
+
+
+def _run_one(args: argparse.Namespace, config: Config, retry_with: str) -> int:
     tty = not args.quiet and sys.stderr.isatty()
     try:
         summary = stoppable(
@@ -59,6 +79,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
                 force=args.force,
                 stop=stop,
                 max_credits=args.max_credits,
+                on_event=event_printer(args.quiet),
             )
         )
     finally:
@@ -71,6 +92,7 @@ def _run_one(args: argparse.Namespace, config: Config) -> int:
             "--force runs it again."
         )
         return summary.exit_code
+    summary.retry_with = retry_with
     if not args.quiet:
         print_summary(summary)
     return summary.exit_code
@@ -81,7 +103,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
     if args.max_credits is not None and args.max_credits < 0:
         raise UsageError(f"--max-credits {args.max_credits}: expected a whole number, 0 or more")
-    config = load_config(args.config)
+    config = load_config(args.config, input_path=args.input, output_path=args.output)
     summary = stoppable(
         lambda stop: retry(
             config,
@@ -90,8 +112,16 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             on_progress=progress_printer(args.quiet),
             stop=stop,
             max_credits=args.max_credits,
+            on_event=event_printer(args.quiet),
         )
     )
+    if summary.nothing_failed:
+        print(
+            f"run {summary.run_id}: no lookup failed, nothing to retry; its output "
+            f"({summary.output}) and report are left as they are"
+        )
+        return summary.exit_code
+    summary.retry_with = _retry_command(args)
     if not args.quiet:
         print_summary(summary)
     return summary.exit_code
@@ -110,6 +140,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
             f"{p.cached:,} already answered, {p.to_buy:,} to buy in {p.requests:,} requests, "
             f"{p.credits:,} credits, {p.minutes:,.1f} min at the configured rate"
         )
+        if p.key_missing:
+            print(
+                f"    ({p.key_missing} is not set: answers already bought with the key are "
+                "not counted, every key is priced as to buy)"
+            )
     print(f"  credits: {result.credits:,}   time: {result.minutes:,.1f} min")
     return 0
 
@@ -135,6 +170,17 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pipeline.init_config import parse_providers, write_config_file
+
+    providers = parse_providers(args.providers)
+    write_config_file(Path(args.path), providers)
+    print(f"wrote {args.path} ({', '.join(providers) or 'no provider: normalize only'})")
+    print("  next: set input.path and output.path in it, export each provider's api_key_env,")
+    print(f"  then `phone-enrich estimate {args.path}` and `phone-enrich run {args.path}`")
+    return 0
+
+
 def _cmd_emulate(args: argparse.Namespace) -> int:
     from pipeline.emulators.command import serve
 
@@ -156,10 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="phone-enrich",
         description="Enrich CSV/Parquet files of US/Canada phone numbers, safely and resumably.",
+        epilog=main_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = commands.add_parser("run", help="normalize and enrich an input file")
+    p = commands.add_parser(
+        "init", help="write a commented config to start from", **help_of("init")
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        default="phone-enrich.toml",
+        help="where to write it (default phone-enrich.toml; never overwritten)",
+    )
+    p.add_argument("--providers", help="comma-separated providers to configure (default: none)")
+    p.set_defaults(handler=_cmd_init)
+
+    p = commands.add_parser("run", help="normalize and enrich an input file", **help_of("run"))
     p.add_argument("config", help="TOML config file")
     p.add_argument("--input", help="input file (overrides input.path)")
     p.add_argument("--output", help="output file, .csv or .parquet (overrides output.path)")
@@ -173,9 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_run)
 
-    p = commands.add_parser("retry", help="re-attempt the lookups that failed in a run")
+    p = commands.add_parser(
+        "retry", help="re-attempt the lookups that failed in a run", **help_of("retry")
+    )
     p.add_argument("config", help="TOML config file")
     p.add_argument("--run", help="the run to retry (default: this config's latest run)")
+    p.add_argument("--input", help="input file (overrides input.path), as the run was given")
+    p.add_argument("--output", help="output file (overrides output.path), as the run was given")
     p.add_argument(
         "--max-credits", type=int,
         help="credit cap for the run, replacing the one it has (default: the run's own)",
@@ -183,29 +248,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(handler=_cmd_retry)
 
-    p = commands.add_parser("estimate", help="rows, lookups, requests, credits, time: no calls")
+    p = commands.add_parser(
+        "estimate", help="rows, lookups, requests, credits, time: no calls", **help_of("estimate")
+    )
     p.add_argument("config", help="TOML config file")
     p.add_argument("--input", help="input file (overrides input.path)")
     p.set_defaults(handler=_cmd_estimate)
 
-    p = commands.add_parser("status", help="runs of the config's state folder, and their figures")
+    p = commands.add_parser(
+        "status", help="runs of the config's state folder, and their figures", **help_of("status")
+    )
     p.add_argument("config", help="TOML config file")
     p.add_argument("--run", help="one run in detail (default: the newest runs)")
     p.set_defaults(handler=_cmd_status)
 
-    p = commands.add_parser("sample", help="write a synthetic messy input file")
+    p = commands.add_parser(
+        "sample", help="write a synthetic messy input file", **help_of("sample")
+    )
     p.add_argument("--rows", type=int, required=True, help="number of rows")
     p.add_argument("--out", required=True, help="output file, .csv or .parquet")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.set_defaults(handler=_cmd_sample)
 
-    p = commands.add_parser("emulate", help="serve the local provider emulators until stopped")
+    p = commands.add_parser(
+        "emulate", help="serve the local provider emulators until stopped", **help_of("emulate")
+    )
     from pipeline.emulators.command import add_arguments as emulate_arguments
 
     emulate_arguments(p)
     p.set_defaults(handler=_cmd_emulate)
 
-    p = commands.add_parser("demo", help="run configs/demo.toml on sample_data/")
+    p = commands.add_parser("demo", help="run configs/demo.toml on sample_data/", **help_of("demo"))
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=_cmd_demo)
     return parser
@@ -219,7 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``phone-enrich`` and ``python -m pipeline``; returns the exit code."""
     code: int | None = None
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version: printed, nothing else to do
+            return done.code if isinstance(done.code, int) else EXIT_USAGE
         handler: Callable[[argparse.Namespace], int] = args.handler
         code = handler(args)
         sys.stdout.flush()  # a reader that left shows here, while we can still be quiet

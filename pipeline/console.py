@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from pipeline.progress import Progress
+from pipeline.run_lines import run_lines
 from pipeline.summary import RunSummary
 from pipeline.verdict import VERDICTS
 
@@ -129,6 +130,8 @@ def _summary_lines(summary: RunSummary) -> None:
             f"{budget['spent']:,} spent by this run in all its sessions"
             + (held if summary.providers and possibly else "")
         )
+    for line in run_lines(summary):
+        print(line)
     print(f"  output: {summary.output}")
     print(f"  report: {summary.report}")
     if summary.html is not None:

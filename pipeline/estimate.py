@@ -9,6 +9,11 @@ misses are priced differently) and the time at the configured rates.
 
 Phones that the phone-enrichment provider will find are not known beforehand, so
 the other providers' figures do not count them.
+
+No API key is needed. Answers are filed under the account that bought them (a
+fingerprint of its key), so a provider whose key is set is looked up as a run would;
+one whose key is not set counts nothing as already answered (``key_missing``): its
+figures are what a run would buy with an account that has no answers yet.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import polars as pl
 from pipeline.config import Config
 from pipeline.io.reader import ROW_NUMBER, iter_batches, open_input
 from pipeline.jobs import job_id
+from pipeline.provider_config import has_api_key
 from pipeline.providers import Provider, build_providers
 from pipeline.stages.read import check_columns, normalizer
 from pipeline.store import has_store, open_store
@@ -44,6 +50,8 @@ class ProviderEstimate:
     requests: int = 0
     credits: int = 0
     minutes: float = 0.0
+    key_missing: str | None = None
+    """The environment variable of a key that is not set: nothing counted as cached."""
 
 
 @dataclass
@@ -63,7 +71,7 @@ class Estimate:
 
 
 def estimate(config: Config) -> Estimate:
-    providers = build_providers(config)
+    providers = build_providers(config, require_keys=False)
     state_dir = Path(config.run.state_dir)
     source = open_input(
         Path(config.input.path),
@@ -118,7 +126,9 @@ def _price(
             figures.unique_keys = unique.len()
             cutoff = cache_window(reference, settings[provider.name].cache_ttl_days)
             scope = Scope(provider.name, provider.params(), run_id, session, cutoff)
-            if store is not None and figures.unique_keys:
+            if not has_api_key(settings[provider.name]):
+                figures.key_missing = settings[provider.name].api_key_env
+            elif store is not None and figures.unique_keys:
                 as_list = unique.to_list()
                 for start in range(0, len(as_list), FIND_CHUNK):
                     chunk = as_list[start : start + FIND_CHUNK]

@@ -14,6 +14,7 @@ import os
 import secrets
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import EXIT_OK, UsageError
@@ -28,10 +29,11 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
+def job_identity(config: Config, source: InputFile, providers: list[Provider]) -> dict[str, Any]:
     """What makes two runs the same job: the input's content, what is asked of it, and
     where it goes. Budget, batch size and a lane's pace are not part of it, so a run
-    stopped by its budget or a 429 storm resumes after those are changed."""
+    stopped by its budget or a 429 storm resumes after those are changed. Kept with the
+    run (as JSON), so a new run can name what changed since the last one."""
     tuning = {"requests_per_minute", "max_concurrency", "timeout_s", "max_attempts", "api_key_env"}
     settings = config.providers.enabled()
     identity = {
@@ -47,8 +49,23 @@ def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
             for p in providers
         },
     }
-    text = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    loaded: dict[str, Any] = json.loads(identity_text(identity))
+    return loaded
+
+
+def identity_text(identity: dict[str, Any]) -> str:
+    """The identity as the store keeps it (and the job id hashes it)."""
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
+def job_key(identity: dict[str, Any]) -> str:
+    """The job's id: a hash of its identity."""
+    return hashlib.sha256(identity_text(identity).encode()).hexdigest()[:32]
+
+
+def job_id(config: Config, source: InputFile, providers: list[Provider]) -> str:
+    """The id of the job (:func:`job_identity`)."""
+    return job_key(job_identity(config, source, providers))
 
 
 def _input_identity(config: Config) -> dict[str, object]:
@@ -85,8 +102,10 @@ def open_run(
     config_path: str | None,
     started: datetime,
     no_cache: bool,
+    identity: str | None = None,
 ) -> RunRecord:
-    """The job's newest unfinished run, resumed (next session), or a new run."""
+    """The job's newest unfinished run, resumed (next session), or a new run (which
+    keeps ``identity``, the job's :func:`identity_text`)."""
     previous = store.resumable_run(job)
     if previous is not None:
         return store.resume(previous.run_id)
@@ -98,6 +117,7 @@ def open_run(
             input_path=str(config.input.path),
             output_path=str(config.output_file),
             cache_cutoff=None if no_cache else started.timestamp(),
+            identity=identity,
         )
     )
 
@@ -129,6 +149,11 @@ def run_to_retry(store: AnswerStore, job: str, run_id: str | None, config: Confi
             f"({record.input_path} -> {record.output_path}); pass the config it ran with"
         )
     return record
+
+
+def nothing_to_retry(store: AnswerStore, record: RunRecord) -> bool:
+    """The run finished and none of its lookups failed: ``retry`` has nothing to do."""
+    return record.state == RunState.FINISHED and not store.failure_reasons(record.run_id)
 
 
 def finished_run(store: AnswerStore, job: str, output: Path) -> RunRecord | None:

@@ -4,7 +4,7 @@ the answer store."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pipeline.errors import PipelineError
@@ -24,6 +24,8 @@ class Opened:
     """The input's identity, read before its fingerprint was taken."""
     store: AnswerStore
     job: str
+    identity: dict[str, Any] = field(default_factory=dict)
+    """What makes the job (:func:`pipeline.jobs.job_identity`); ``job`` is its hash."""
 
 
 def quietly(action: Callable[..., T], *args: Any) -> T | None:

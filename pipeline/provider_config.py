@@ -191,6 +191,11 @@ class ProvidersConfig(_Section):
         }
 
 
+def has_api_key(settings: ProviderSettings) -> bool:
+    """Whether the provider's key is in the environment (``estimate`` runs without it)."""
+    return bool((os.environ.get(settings.api_key_env) or "").strip())
+
+
 def api_key(name: str, settings: ProviderSettings) -> str:
     """The provider's key from the environment; a clear error (never the value) if unset
     or blank. Unset and empty are told apart: an empty one is usually a secret that

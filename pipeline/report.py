@@ -14,12 +14,12 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.run_state import PhoneTally, ProviderTally
-from pipeline.store.records import RequestTotals
+from pipeline.store.records import RequestTotals, RunRecord, SessionRecord
 from pipeline.verdict import VERDICTS
 
 FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "id", "phone", "provider", "status", "error")
@@ -96,6 +96,71 @@ class BudgetFigures:
         return {"max_credits": self.max_credits, "from": self.source, "spent": self.spent}
 
 
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """The run over all its sessions (the rest of the report is mostly this session's):
+    when it started and finished, how long its sessions took in all, what its requests
+    were charged, and each session. A run recorded before sessions were kept has None
+    where a time is not known, and ``duration_complete`` false."""
+
+    state: str
+    started_at: float
+    sessions: list[SessionRecord]
+
+    @classmethod
+    def of(cls, run: RunRecord, sessions: list[SessionRecord], now: float) -> RunFigures:
+        """``now`` ends the run's current session if the store has no end for it yet
+        (the report is written as the session ends)."""
+        current = [
+            SessionRecord(s.run_id, s.number, s.started_at, now, s.exit_code, s.credits_charged)
+            if s.number == run.session and s.ended_at is None
+            else s
+            for s in sessions
+        ]
+        return cls(run.state, run.started_at, current)
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.sessions[-1].ended_at if self.sessions else None
+
+    @property
+    def duration_s(self) -> float:
+        """The sessions' durations summed (the time between sessions is not counted)."""
+        return sum(s.duration_s or 0.0 for s in self.sessions)
+
+    @property
+    def credits_charged(self) -> int:
+        return sum(s.credits_charged for s in self.sessions)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "sessions": len(self.sessions),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_s": round(self.duration_s, 3),
+            "duration_complete": all(s.duration_s is not None for s in self.sessions),
+            "credits_charged": self.credits_charged,
+        }
+
+    def sessions_as_list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "session": s.number,
+                "started_at": _iso(s.started_at),
+                "finished_at": _iso(s.ended_at),
+                "duration_s": None if s.duration_s is None else round(s.duration_s, 3),
+                "exit_code": s.exit_code,
+                "credits_charged": s.credits_charged,
+            }
+            for s in self.sessions
+        ]
+
+
 @dataclass(frozen=True)
 class InputFigures:
     path: str
@@ -125,6 +190,8 @@ class RunReport:
     phones: PhoneTally | None = None
     providers: dict[str, ProviderFigures] = field(default_factory=dict)
     budget: BudgetFigures | None = None
+    run: RunFigures | None = None
+    """The run over all its sessions (``run`` and ``sessions`` in report.json)."""
     verdicts: Counter[str] | None = None
     """Rows of the output by ``contact_verdict``."""
 
@@ -176,6 +243,9 @@ class RunReport:
         )
         if self.phones.consent_dates:
             out["consent_dates"] = dict(self.phones.consent_dates)
+        if self.run is not None:
+            out["run"] = self.run.as_dict()
+            out["sessions"] = self.run.sessions_as_list()
         if self.verdicts is not None:
             out["verdicts"] = {v: self.verdicts.get(v, 0) for v in VERDICTS}
         return out

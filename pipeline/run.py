@@ -24,7 +24,15 @@ from pipeline.config import Config
 from pipeline.errors import EXIT_OK
 from pipeline.io.changes import file_identity
 from pipeline.io.reader import InputFile, open_input
-from pipeline.jobs import finished_run, job_id, open_run, run_to_retry
+from pipeline.jobs import (
+    finished_run,
+    identity_text,
+    job_identity,
+    job_key,
+    nothing_to_retry,
+    open_run,
+    run_to_retry,
+)
 from pipeline.lock import state_lock
 from pipeline.opened import Opened, quietly
 from pipeline.outcome import early_failure
@@ -32,6 +40,7 @@ from pipeline.preflight import check_paths
 from pipeline.progress import Progress
 from pipeline.providers import build_providers
 from pipeline.report import write_report
+from pipeline.run_opening import RunOpened, opening_of
 from pipeline.run_request import RunRequest
 from pipeline.session import GRACE_S, RunSession
 from pipeline.stages.read import check_columns
@@ -55,6 +64,7 @@ def run(
     transport: httpx.AsyncBaseTransport | None = None,
     stop: StopRequest | None = None,
     max_credits: int | None = None,
+    on_event: Callable[[RunOpened], None] | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
@@ -70,7 +80,7 @@ def run(
     return _execute(
         RunRequest(
             config, config_path, on_progress, progress_every_s, no_cache, force, transport,
-            stop or StopRequest(), max_credits,
+            stop or StopRequest(), max_credits, on_event=on_event,
         )
     )  # fmt: skip
 
@@ -85,15 +95,19 @@ def retry(
     transport: httpx.AsyncBaseTransport | None = None,
     stop: StopRequest | None = None,
     max_credits: int | None = None,
+    on_event: Callable[[RunOpened], None] | None = None,
 ) -> RunSummary:
     """Re-attempt the lookups that failed in a run (default: this config's latest run),
     as a new session of that run: answers it already has are not bought again, and its
     output and report are rewritten (row trace ids do not change). The run's budget
-    holds unless ``max_credits`` (``--max-credits``) replaces it."""
+    holds unless ``max_credits`` (``--max-credits``) replaces it. A finished run with no
+    failed lookup is left as it is (no new session): its summary comes back with
+    ``nothing_failed`` set."""
     return _execute(
         RunRequest(
             config, config_path, on_progress, progress_every_s, False, True, transport,
             stop or StopRequest(), max_credits, retry=True, retry_run=run_id,
+            on_event=on_event,
         )
     )  # fmt: skip
 
@@ -108,9 +122,16 @@ def _execute(request: RunRequest) -> RunSummary:
                 done = finished_run(opened.store, opened.job, config.output_file)
                 if done is not None:
                     return _already_done(config, done)
-            record = _pick_run(request, opened, started)
+            again = None
+            if request.retry:
+                again = run_to_retry(opened.store, opened.job, request.retry_run, config)
+                if nothing_to_retry(opened.store, again):
+                    return _already_done(config, again, nothing_failed=True)
+            record, opening = _pick_run(request, opened, started, again)
             request.stop.check()
-            return RunSession(request, opened, record, started).run()
+            summary = RunSession(request, opened, record, started, opening).run()
+            summary.opening = opening
+            return summary
 
 
 @contextmanager
@@ -136,23 +157,30 @@ def _opened(request: RunRequest, started: datetime) -> Iterator[Opened]:
         quietly(write_report, *early_failure(config, request.config_path, started, exc))
         raise
     try:
-        yield Opened(providers, source, seen, store, job_id(config, source, providers))
+        identity = job_identity(config, source, providers)
+        yield Opened(providers, source, seen, store, job_key(identity), identity)
     finally:
         source.close()
         store.close()
 
 
-def _pick_run(request: RunRequest, opened: Opened, started: datetime) -> RunRecord:
-    store = opened.store
-    if request.retry:
-        again = run_to_retry(store, opened.job, request.retry_run, request.config)
-        return store.resume(again.run_id)
-    return open_run(
-        store, opened.job, request.config, request.config_path, started, request.no_cache
-    )
+def _pick_run(
+    request: RunRequest, opened: Opened, started: datetime, again: RunRecord | None
+) -> tuple[RunRecord, RunOpened]:
+    """The session's run (``again``: the run ``retry`` takes up), and how it was picked."""
+    store, config = opened.store, request.config
+    if again is not None:
+        record = store.resume(again.run_id)
+        return record, RunOpened("retry", record.run_id, record.session)
+    previous = store.latest_run_between(str(config.input.path), str(config.output_file))
+    record = open_run(
+        store, opened.job, config, request.config_path, started, request.no_cache,
+        identity_text(opened.identity),
+    )  # fmt: skip
+    return record, opening_of(record, previous, opened.identity)
 
 
-def _already_done(config: Config, last: RunRecord) -> RunSummary:
+def _already_done(config: Config, last: RunRecord, *, nothing_failed: bool = False) -> RunSummary:
     report = Path(config.run.state_dir) / "runs" / last.run_id / "report.json"
     return RunSummary(
         run_id=last.run_id,
@@ -160,5 +188,6 @@ def _already_done(config: Config, last: RunRecord) -> RunSummary:
         output=config.output_file,
         report=report if report.exists() else None,
         session=last.session,
-        already_done=True,
+        already_done=not nothing_failed,
+        nothing_failed=nothing_failed,
     )

@@ -9,6 +9,7 @@ import httpx
 
 from pipeline.config import Config
 from pipeline.progress import Progress
+from pipeline.run_opening import RunOpened
 from pipeline.stopping import StopRequest
 
 
@@ -30,3 +31,5 @@ class RunRequest:
     retry: bool = False
     retry_run: str | None = None
     """With ``retry``: the run to take up again (None: the job's latest)."""
+    on_event: Callable[[RunOpened], None] | None = None
+    """Told which run the session works on, and why (new, resumed, what changed)."""

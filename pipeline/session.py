@@ -18,8 +18,9 @@ from pipeline.live import LiveProgress
 from pipeline.opened import Opened, quietly
 from pipeline.outcome import Outcome, budget_figures, note_stops, outcome_of, provider_figures
 from pipeline.progress import Progress, RowCount, RunLog, Ticker
-from pipeline.report import FailedRowsFile, InputFigures, RunReport, write_report
+from pipeline.report import FailedRowsFile, InputFigures, RunFigures, RunReport, write_report
 from pipeline.report_html import html_report_or_none
+from pipeline.run_opening import RunOpened
 from pipeline.run_request import RunRequest
 from pipeline.run_state import RunState
 from pipeline.stages.flow import AnswerWait, staged
@@ -39,10 +40,16 @@ class RunSession:
     and its report recorded, whatever ends it."""
 
     def __init__(
-        self, request: RunRequest, opened: Opened, record: RunRecord, started: datetime
+        self,
+        request: RunRequest,
+        opened: Opened,
+        record: RunRecord,
+        started: datetime,
+        opening: RunOpened | None = None,
     ) -> None:
         config = request.config
         self.request = request
+        self.opening = opening
         self.opened = opened
         self.record = record
         self.run_dir = Path(config.run.state_dir) / "runs" / record.run_id
@@ -97,7 +104,10 @@ class RunSession:
             "run_started" if record.session == 1 else "run_resumed",
             run_id=record.run_id, session=record.session, input=str(config.input.path),
             output=str(config.output_file), providers=list(self.state.providers),
+            **(self.opening.details() if self.opening else {}),
         )  # fmt: skip
+        if self.opening is not None and self.request.on_event is not None:
+            self.request.on_event(self.opening)
 
     def _write(self) -> Path:
         config, opened = self.request.config, self.opened
@@ -217,8 +227,17 @@ class RunSession:
             phones=self.state.phones,
             providers=provider_figures(store, self.state, self.opened.providers, self.engine),
             budget=budget_figures(self.cap, self.cap_from, self.budget),
+            run=quietly(self._run_figures),
             verdicts=self.state.verdicts,
         )  # fmt: skip
+
+    def _run_figures(self) -> RunFigures | None:
+        """The run over all its sessions, as the store has it (None: the store is gone)."""
+        store, run_id = self.opened.store, self.record.run_id
+        record = store.get_run(run_id)
+        if record is None:
+            return None
+        return RunFigures.of(record, store.sessions(run_id), datetime.now(UTC).timestamp())
 
     def _unreported(self, exc: OSError) -> None:
         """The run ended well, but what it says of itself is missing."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report import RunReport
+from pipeline.run_opening import RunOpened
 
 
 @dataclass
@@ -24,6 +25,13 @@ class RunSummary:
     figures: RunReport | None = None
     already_done: bool = False
     """Nothing was run: the same job already finished with every row settled."""
+    opening: RunOpened | None = None
+    """Which run the session worked on, and why (new, resumed, what changed)."""
+    retry_with: str | None = None
+    """The command that takes this run's failed lookups up again (the CLI's; default
+    ``phone-enrich retry CONFIG``)."""
+    nothing_failed: bool = False
+    """``retry`` of a finished run with no failed lookup: nothing was run or changed."""
 
     @property
     def rows(self) -> int:

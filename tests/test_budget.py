@@ -26,6 +26,7 @@ from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_OK, EXIT_STOPPED
 from pipeline.run import run
 from pipeline.store.sqlite import LEDGER_FILE
+from pipeline.store.sqlite_schema import MIGRATIONS
 
 from conftest import CliResult, reports
 
@@ -213,9 +214,12 @@ def test_a_ledger_of_the_previous_version_opens_and_its_stopped_run_resumes(
 ) -> None:
     config = _cli_config(write_config, tmp_path, emulator, max_credits=200)
     assert cli("run", config).code == EXIT_STOPPED
-    # Back to schema 1 (what the previous phone-enrich wrote): no budget column.
+    # Back to schema 1 (what the previous phone-enrich wrote): no budget column (and
+    # nothing of the steps after it: no sessions table, no job identity).
     ledger_path = tmp_path / "state" / LEDGER_FILE
     raw = sqlite3.connect(ledger_path)
+    raw.execute("DROP TABLE sessions")
+    raw.execute("ALTER TABLE runs DROP COLUMN identity")
     raw.execute("ALTER TABLE runs DROP COLUMN max_credits")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
@@ -227,7 +231,7 @@ def test_a_ledger_of_the_previous_version_opens_and_its_stopped_run_resumes(
     assert report["session"] == 2 and report["budget"]["max_credits"] == 500
     raw = sqlite3.connect(ledger_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert raw.execute("SELECT max_credits, session FROM runs").fetchall() == [(500, 2)]
     finally:
         raw.close()

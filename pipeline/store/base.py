@@ -43,6 +43,7 @@ from pipeline.store.records import (
     RunRecord,
     Scope,
     Session,
+    SessionRecord,
 )
 
 
@@ -88,16 +89,22 @@ class AnswerStore(ABC):
         """The run in state ``running`` started or resumed last, if any."""
 
     @abstractmethod
+    def latest_run_between(self, input_path: str, output_path: str) -> RunRecord | None:
+        """The newest run that read ``input_path`` into ``output_path`` (as the run
+        recorded them), whatever its job: the run a new one tells what changed since."""
+
+    @abstractmethod
     def start(self, run: NewRun) -> RunRecord:
-        """A new run: state ``running``, session 1."""
+        """A new run: state ``running``, session 1 (started now)."""
 
     @abstractmethod
     def resume(self, run_id: str) -> RunRecord:
-        """Pick an unfinished run up again: state ``running``, next session."""
+        """Pick an unfinished run up again: state ``running``, next session (started now)."""
 
     @abstractmethod
     def finish(self, run_id: str, exit_code: int) -> None:
-        """Every row written (exit 0, or 1 when some lookups failed)."""
+        """Every row written (exit 0, or 1 when some lookups failed). Like :meth:`stop`
+        and :meth:`fail`, it ends the run's current session now, with ``exit_code``."""
 
     @abstractmethod
     def stop(self, run_id: str, exit_code: int, reason: str) -> None:
@@ -106,6 +113,12 @@ class AnswerStore(ABC):
     @abstractmethod
     def fail(self, run_id: str, exit_code: int, reason: str) -> None:
         """Ended by an error; the next run of the same job resumes it."""
+
+    @abstractmethod
+    def sessions(self, run_id: str) -> list[SessionRecord]:
+        """Every session of the run, from 1 to its current one, in order, each with the
+        credits its requests were charged; what is not known (a run recorded before
+        sessions were kept) is None. Empty for a run that does not exist."""
 
     @abstractmethod
     def budget(

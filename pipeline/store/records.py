@@ -58,6 +58,9 @@ class RunRecord:
     output_path: str
     max_credits: int | None = None
     """The last ``--max-credits`` a session of the run was given (None: never one)."""
+    identity: str | None = None
+    """What makes the run's job, as JSON text (:func:`pipeline.jobs.job_identity`), so a
+    later run can name what changed; None for runs recorded before it was kept."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,30 @@ class NewRun:
     input_path: str
     output_path: str
     cache_cutoff: float | None
+    identity: str | None = None
+    """What makes the job, as JSON text (kept so a later run can say what changed)."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One session of a run, as the store keeps it. A run recorded before sessions were
+    kept has what is known of them: the first one's start, the last one's end and exit
+    code, and None for the rest."""
+
+    run_id: str
+    number: int
+    started_at: float | None
+    ended_at: float | None
+    """None while it runs, or when the process ended without saying (a kill)."""
+    exit_code: int | None
+    credits_charged: int
+    """What the requests sent in this session were charged."""
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
 
 
 @dataclass(frozen=True)

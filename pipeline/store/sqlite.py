@@ -27,6 +27,7 @@ from pipeline.store.records import (
     RunRecord,
     Scope,
     Session,
+    SessionRecord,
 )
 from pipeline.store.sqlite_file import (
     LEDGER_FILE,
@@ -43,7 +44,7 @@ __all__ = ["LEDGER_FILE", "SqliteStore"]
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _RUN_COLUMNS = (
     "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
-    " config_path, input_path, output_path, max_credits"
+    " config_path, input_path, output_path, max_credits, identity"
 )
 # The candidates of the asked keys (see pipeline.store.base), in BestAnswer's field
 # order. CROSS JOIN pins the loop order: one primary-key probe per asked key. With a
@@ -149,14 +150,23 @@ class SqliteStore(AnswerStore):
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def latest_run_between(self, input_path: str, output_path: str) -> RunRecord | None:
+        return self._run_row(
+            "input_path = ? AND output_path = ? ORDER BY started_at DESC LIMIT 1",
+            (input_path, output_path),
+        )
+
     @guarded
     def start(self, run: NewRun) -> RunRecord:
         now = self._clock()
-        self.conn.execute(
-            "INSERT INTO runs (run_id, job, config_path, input_path, output_path, state,"
-            " session, cache_cutoff, started_at, updated_at) VALUES (?,?,?,?,?,'running',1,?,?,?)",
-            (run.run_id, run.job, run.config_path, run.input_path, run.output_path,
-             run.cache_cutoff, now, now),
+        self._together(
+            ("INSERT INTO runs (run_id, job, config_path, input_path, output_path, state,"
+             " session, cache_cutoff, started_at, updated_at, identity)"
+             " VALUES (?,?,?,?,?,'running',1,?,?,?,?)",
+             (run.run_id, run.job, run.config_path, run.input_path, run.output_path,
+              run.cache_cutoff, now, now, run.identity)),
+            ("INSERT INTO sessions (run_id, session, started_at) VALUES (?, 1, ?)",
+             (run.run_id, now)),
         )  # fmt: skip
         record = self.get_run(run.run_id)
         assert record is not None
@@ -164,22 +174,66 @@ class SqliteStore(AnswerStore):
 
     @guarded
     def resume(self, run_id: str) -> RunRecord:
-        self.conn.execute(
-            "UPDATE runs SET state = 'running', session = session + 1, updated_at = ?,"
-            " exit_code = NULL, stop_reason = NULL WHERE run_id = ?",
-            (self._clock(), run_id),
-        )
+        now = self._clock()
+        self._together(
+            ("UPDATE runs SET state = 'running', session = session + 1, updated_at = ?,"
+             " exit_code = NULL, stop_reason = NULL WHERE run_id = ?", (now, run_id)),
+            ("INSERT OR REPLACE INTO sessions (run_id, session, started_at)"
+             " SELECT run_id, session, ? FROM runs WHERE run_id = ?", (now, run_id)),
+        )  # fmt: skip
         record = self.get_run(run_id)
         assert record is not None
         return record
 
     @guarded
     def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
-        self.conn.execute(
-            "UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
-            " WHERE run_id = ?",
-            (state, exit_code, reason, self._clock(), run_id),
+        now = self._clock()
+        self._together(
+            ("UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
+             " WHERE run_id = ?", (state, exit_code, reason, now, run_id)),
+            ("UPDATE sessions SET ended_at = ?, exit_code = ? WHERE run_id = ?"
+             " AND session = (SELECT session FROM runs WHERE run_id = ?)",
+             (now, exit_code, run_id, run_id)),
+        )  # fmt: skip
+
+    def _together(self, *statements: tuple[str, Sequence[Any]]) -> None:
+        """Statements in one transaction: the run and its session change together."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, args in statements:
+                conn.execute(sql, args)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @guarded
+    def sessions(self, run_id: str) -> list[SessionRecord]:
+        record = self.get_run(run_id)
+        if record is None:
+            return []
+        known = {
+            int(number): (started, ended, code)
+            for number, started, ended, code in self.conn.execute(
+                "SELECT session, started_at, ended_at, exit_code FROM sessions WHERE run_id = ?",
+                (run_id,),
+            )
+        }
+        charged = dict(
+            self.conn.execute(
+                "SELECT session, coalesce(sum(credits), 0) FROM requests WHERE run_id = ?"
+                " GROUP BY session",
+                (run_id,),
+            ).fetchall()
         )
+        return [
+            SessionRecord(
+                run_id, number, *known.get(number, (None, None, None)), int(charged.get(number, 0))
+            )
+            for number in range(1, record.session + 1)
+        ]
 
     def finish(self, run_id: str, exit_code: int) -> None:
         self._end(run_id, "finished", exit_code, None)

@@ -63,6 +63,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN max_credits INTEGER;
     """,
+    # Each session of a run (its start, its end, its exit code), and what made the run's
+    # job (JSON), so a new run can name what changed. Runs recorded before keep what is
+    # known: session 1 started with the run; the last session's end and exit code are
+    # the run's (its start too, while it is still running: a resume set updated_at).
+    """
+    CREATE TABLE sessions (
+        run_id TEXT NOT NULL,
+        session INTEGER NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        exit_code INTEGER,
+        PRIMARY KEY (run_id, session)
+    );
+    INSERT INTO sessions (run_id, session, started_at, ended_at, exit_code)
+        SELECT run_id, 1, started_at,
+            CASE WHEN session = 1 AND state != 'running' THEN updated_at END,
+            CASE WHEN session = 1 THEN exit_code END
+        FROM runs;
+    INSERT INTO sessions (run_id, session, started_at, ended_at, exit_code)
+        SELECT run_id, session, CASE WHEN state = 'running' THEN updated_at END,
+            CASE WHEN state != 'running' THEN updated_at END, exit_code
+        FROM runs WHERE session > 1;
+    ALTER TABLE runs ADD COLUMN identity TEXT;
+    """,
 )
 
 

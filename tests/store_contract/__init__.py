@@ -12,11 +12,15 @@ from __future__ import annotations
 from store_contract.answers import AnswersContract
 from store_contract.helpers import FakeClock
 from store_contract.runs import RunsContract
+from store_contract.sessions import SessionsContract
 from store_contract.totals import TotalsContract
 from store_contract.writes import WritesContract
 
 __all__ = ["FakeClock", "StoreContract"]
 
 
-class StoreContract(RunsContract, WritesContract, AnswersContract, TotalsContract):
-    """Runs, writes, answers and a run's figures, on the subclass's ``store``."""
+class StoreContract(
+    RunsContract, SessionsContract, WritesContract, AnswersContract, TotalsContract
+):
+    """Runs and their sessions, writes, answers and a run's figures, on the subclass's
+    ``store``."""
