@@ -133,7 +133,8 @@ def main() -> int:
         if rows >= 3_000_000:
             ok = run_mb < LIMIT_MB
             failed |= not ok
-            print(f"  TCPA run at {rows:,} rows: {run_mb:.0f} MB < {LIMIT_MB:.0f}  {'PASS' if ok else 'FAIL'}")
+            verdict = "PASS" if ok else "FAIL"
+            print(f"  TCPA run at {rows:,} rows: {run_mb:.0f} MB < {LIMIT_MB:.0f}  {verdict}")
     if len(results) > 1:
         growth = results[-1][2] / results[0][2]
         ok = growth <= FLAT
