@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress clean
+.PHONY: browser demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress bench-run-memory clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-tdg: $(STAMP)
 
 bench-pacer: $(STAMP)
 	$(BIN)/python bench/bench_pacer.py
+
+# Peak RSS of whole runs (TCPA Authority against the emulator, and normalize-only) on
+# 1M and 3M rows of the sample file: a few minutes.
+bench-run-memory: $(STAMP)
+	$(BIN)/python bench/bench_run_memory.py
 
 clean:
 	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,8 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from pipeline.io.csv_chunks import record_blocks
+
 SAMPLE_BYTES = 1 << 20
 
 
@@ -177,16 +179,28 @@ def slowest(etas: list[float | None]) -> float | None:
 
 def count_rows(path: Path, file_format: str) -> int | None:
     """The input's exact row count (a CSV's by polars' counting scan, which parses no
-    field); None if it cannot be counted (the estimate stands)."""
+    field); None if it cannot be counted (the estimate stands).
+
+    The scan is of the blocks the reader reads, not of the file: given a path, polars
+    memory-maps it whole, and every mapped page counts in the run's RSS (a 345 MB
+    spike at 3M rows of the sample file, 1.2 GB at 10M)."""
     try:
         if file_format == "parquet":
             return int(pq.ParquetFile(path).metadata.num_rows)
-        counted = (
-            pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=True, encoding="utf8-lossy")
-            .select(pl.len())
-            .collect()
-        )
-        return int(counted.item())
+        rows = 0
+        for header, block in record_blocks(path):
+            counted = (
+                pl.scan_csv(
+                    header + block,
+                    infer_schema=False,
+                    truncate_ragged_lines=True,
+                    encoding="utf8-lossy",
+                )
+                .select(pl.len())
+                .collect()
+            )
+            rows += int(counted.item())
+        return rows
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return None
 

@@ -261,6 +261,28 @@ def test_connections_are_per_thread_and_close_closes_them_all(ledger: SqliteStor
     assert ledger.conn.execute("PRAGMA user_version").fetchone() == (3,)
 
 
+def test_a_new_connection_closes_those_of_threads_that_have_ended(ledger: SqliteStore) -> None:
+    # The engine's writes run on a pool whose threads retire and are replaced: their
+    # connections must not pile up for the whole run.
+    main = ledger.conn
+    opened: list[sqlite3.Connection] = []
+
+    def open_one() -> None:
+        opened.append(ledger.conn)
+
+    first = threading.Thread(target=open_one)
+    first.start()
+    first.join()
+    opened[0].execute("SELECT 1")  # still open: nothing new asked for one yet
+    second = threading.Thread(target=open_one)
+    second.start()
+    second.join()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed when the second was opened
+        opened[0].execute("SELECT 1")
+    assert opened[1].execute("SELECT 1").fetchone() == (1,)
+    assert main.execute("PRAGMA user_version").fetchone() == (3,)  # a live thread's stays
+
+
 # -- commit, as rows in the file -------------------------------------------------------
 
 

@@ -34,6 +34,10 @@ Out = TypeVar("Out")
 _DONE = object()
 _POLL_S = 0.2
 _WAIT_S = 0.05
+DEPTH = 2
+"""Batches a hand-off holds. Each is a whole batch (100,000 rows by default, with its
+keys), and two are ahead enough for a lane: at depth 4 a TCPA run on 1M rows of the
+sample file peaked 41 MB higher (623 against 582 MB), no faster."""
 
 
 class StageThread(Generic[In, Out]):
@@ -46,7 +50,7 @@ class StageThread(Generic[In, Out]):
         items: Iterator[In],
         work: Callable[[In], Out],
         at_end: Callable[[], None] | None = None,
-        depth: int = 4,
+        depth: int = DEPTH,
     ) -> None:
         self._items = items
         self._work = work

@@ -81,7 +81,7 @@ class SqliteStore(AnswerStore):
         self.location = str(self.path)
         self._clock = clock
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._lock = threading.Lock()
         try:
             # A damaged file is refused before SQLite touches it (or its -wal).
@@ -108,12 +108,20 @@ class SqliteStore(AnswerStore):
             conn = connect(self.path)
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                self._close_orphans()
+                self._all[threading.current_thread()] = conn
         return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended. The engine's writes run on
+        a pool whose idle threads retire and are replaced: kept open, their connections
+        (each with its own page cache) would pile up for as long as the run lasts."""
+        for thread in [t for t in self._all if not t.is_alive()]:
+            self._all.pop(thread).close()
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
+            for conn in self._all.values():
                 conn.close()
             self._all.clear()
         self._local = threading.local()
