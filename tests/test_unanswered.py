@@ -133,9 +133,10 @@ def test_the_budget_counts_what_requests_with_no_answer_may_have_cost(
     charged = emulator.state("tcpa_authority")["totals"]["credits"]
     assert 0 < charged <= 100
     [report] = reports(tmp_path / "state")
-    assert report["budget"]["spent"] == report["providers"]["tcpa_authority"][
-        "credits_possibly_charged"
-    ]
+    assert (
+        report["budget"]["spent"]
+        == report["providers"]["tcpa_authority"]["credits_possibly_charged"]
+    )
     assert report["budget"]["spent"] <= 100
 
     # The resume starts from what is held, so the cap still holds across sessions.
