@@ -97,7 +97,7 @@ def test_wide_rows_make_batches_of_bounded_bytes(tmp_path: Path) -> None:
 
 
 def test_the_default_byte_bound_applies(tmp_path: Path) -> None:
-    """With the default bound (4 MB and 1 KB a column), 20,000 rows of 1.3 KB (26 MB)
+    """With the default bound (4 MB and 2 KB a column), 20,000 rows of 1.3 KB (26 MB)
     come in several batches, not in the one that batch_rows alone would allow."""
     frame = leads(20_000, extra_text_columns=40)
     path = write_parquet(tmp_path / "in.parquet", frame, 20_000)

@@ -147,10 +147,11 @@ PARQUET_BATCH_BYTES = 4 << 20
 (as much as a CSV block), plus :data:`PARQUET_BYTES_PER_COLUMN` for each column:
 ``batch_rows`` rows of a file with thousands of columns could be the whole file."""
 
-PARQUET_BYTES_PER_COLUMN = 1 << 10
+PARQUET_BYTES_PER_COLUMN = 2 << 10
 """Each batch pays a fixed cost for each column (pyarrow's read, the conversion, every
-step after): with thousands of columns, batches of a few dozen rows would pay it so
-often that it would cost more than the data."""
+step after), in time and in memory: with thousands of columns, batches of a few dozen
+rows would pay it over and over. Measured on 5,000 columns (a 250 MB file to Parquet):
+1 KB a column 25.8 s and 854 MB, 2 KB 20.7 s and 892 MB, 4 KB 18.3 s and 974 MB."""
 
 _SAMPLE_BYTES = 1 << 20
 """About this much of the file's first rows is read to measure what a row takes."""
