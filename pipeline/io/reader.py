@@ -142,16 +142,23 @@ def _blank_frame(source: InputFile) -> pl.LazyFrame:
     return pl.LazyFrame(schema=schema).with_row_index(ROW_NUMBER, offset=1)
 
 
-PARQUET_BATCH_BYTES = 4 << 20
-"""A Parquet batch holds at most ``batch_rows`` rows and about this many bytes in memory
-(as much as a CSV block), plus :data:`PARQUET_BYTES_PER_COLUMN` for each column:
-``batch_rows`` rows of a file with thousands of columns could be the whole file."""
+PARQUET_BATCH_BYTES = 8 << 20
+"""A Parquet batch holds at most ``batch_rows`` rows and about this many bytes of Arrow
+memory (about as many rows as a 4 MB CSV block), plus :data:`PARQUET_BYTES_PER_COLUMN`
+for each column: ``batch_rows`` rows of a file with thousands of columns could be the
+whole file."""
+
+PARQUET_AHEAD = 2
+"""Parquet batches prepared ahead of the one being used (CSV: 4). Each is decoded Arrow
+already, and with its result it weighs several times its size: 3M rows of the 13-column
+sample peaked at 455 MB (7.2-7.5 s) with two ahead, 582 MB (6.6-7.0 s) with four."""
 
 PARQUET_BYTES_PER_COLUMN = 2 << 10
 """Each batch pays a fixed cost for each column (pyarrow's read, the conversion, every
 step after), in time and in memory: with thousands of columns, batches of a few dozen
-rows would pay it over and over. Measured on 5,000 columns (a 250 MB file to Parquet):
-1 KB a column 25.8 s and 854 MB, 2 KB 20.7 s and 892 MB, 4 KB 18.3 s and 974 MB."""
+rows would pay it over and over. Measured on 5,000 columns (a 250 MB file to Parquet,
+4 MB and four batches ahead): 1 KB a column 25.8 s and 854 MB, 2 KB 20.7 s and 892 MB,
+4 KB 18.3 s and 974 MB."""
 
 _SAMPLE_BYTES = 1 << 20
 """About this much of the file's first rows is read to measure what a row takes."""
@@ -289,7 +296,8 @@ def iter_batches(
     """Yield ``transform`` applied to the input, batch by batch, in input order.
 
     A CSV batch is a block of about 4 MB of records; a Parquet batch holds at most
-    ``batch_rows`` rows and about ``batch_bytes`` (by default :func:`parquet_batch_bytes`).
+    ``batch_rows`` rows and about ``batch_bytes`` of Arrow memory (by default
+    :func:`parquet_batch_bytes`).
     Batches are parsed and transformed on ``workers`` threads. Each carries the
     1-based row numbers of the whole file in ``ROW_NUMBER`` (``transform`` sees
     them counted from 1 within its batch, so it must not depend on them). Read
@@ -304,7 +312,9 @@ def iter_batches(
         return transform(frame.lazy()).collect(engine="in-memory")
 
     offset = 0
-    batches = ordered_map(work, _raw_units(source, batch_rows, batch_bytes), workers=workers)
+    ahead = PARQUET_AHEAD if source.format == "parquet" else 4
+    units = _raw_units(source, batch_rows, batch_bytes)
+    batches = ordered_map(work, units, workers=workers, depth=ahead)
     while True:
         try:
             batch = next(batches)
