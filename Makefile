@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-single: $(STAMP)
 
 bench-tdg: $(STAMP)
 	$(BIN)/python bench/bench_tdg_adaptive.py
+
+bench-pacer: $(STAMP)
+	$(BIN)/python bench/bench_pacer.py
 
 clean:
 	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache

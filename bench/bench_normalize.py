@@ -1,21 +1,31 @@
-"""Benchmark the normalize-only pipeline against a bare polars CSV -> Parquet copy.
+"""Benchmark the normalize-only pipeline against bare polars on a narrow and a wide file.
 
-    python bench/bench_normalize.py [--rows 3000000] [--repeat 3] [--rss-rows 1000000,10000000]
-                                    [--output-format parquet|csv]
+    python bench/bench_normalize.py [--rows 3000000] [--repeat 5] [--rss-rows 1000000,10000000]
+                                    [--output-format parquet|csv] [--only narrow|wide]
+                                    [--before CHECKOUT]
 
-Each measurement is a fresh subprocess: wall time with ``time.perf_counter`` around it, peak
-RSS from ``os.wait4``'s rusage of that one child. Inputs are made by ``python -m pipeline
-sample`` and cached under ``bench/.data/sample-<rows>.csv`` (``--regenerate`` remakes them).
+Each measurement is a fresh subprocess: wall time with ``time.perf_counter`` around it, CPU
+time (user + system) and peak RSS from ``os.wait4``'s rusage of that one child. Inputs are
+cached under ``bench/.data`` (``--regenerate`` remakes them):
 
-Measured:
-  (a) baseline: ``pl.scan_csv(P, infer_schema=False).sink_parquet(OUT)`` (``sink_csv`` with
-      ``--output-format csv``), i.e. just reading and writing the same file;
-  (b) ours: ``python -m pipeline run CONFIG --input P --output OUT`` with a config that has no
-      providers (normalize-only), a fresh state dir for every run.
+  wide:   ``python -m pipeline sample --rows N`` (13 columns, ~115 bytes a row);
+  narrow: 4 columns cut from it: ``id`` (lead_id), ``phone`` (the sample's messy phones),
+          ``date`` (its consent dates), ``notes`` (its notes, mostly empty), ~35 bytes a row.
 
-Targets (each printed as PASS/FAIL; the exit status is 1 if any fails):
-  ours / baseline median wall time <= --max-ratio (3.0);
-  peak RSS of ours < --max-rss-mb (600) at --rows and at every --rss-rows size;
+Three programs per file, in alternating rounds (the order rotates every round, so drift
+in a noisy machine hits all alike); medians of the rounds:
+  raw:   ``pl.scan_csv(P, infer_schema=False).sink_parquet(OUT)`` (``sink_csv`` for csv);
+  floor: the same scan and sink, plus the columns our run adds, each from a trivial
+         expression: one regex (the phone's digits), a trace-id-like string from the row
+         index, constants for the rest. What writing those columns costs, with no thinking;
+  ours:  ``python -m pipeline run CONFIG`` with no providers (normalize-only), fresh state;
+  before (with ``--before DIR``): the same run with the code of another checkout, e.g.
+         ``git worktree add /tmp/main main``: before/after figures from the same rounds.
+
+Targets (PASS/FAIL; exit status 1 if any fails):
+  narrow ours/raw <= --max-ratio (3.0); narrow ours/floor <= --max-floor-ratio (1.4);
+  wide ours/raw <= --max-wide-ratio (2.5);
+  peak RSS of ours < --max-rss-mb (600) at --rows and at every --rss-rows size (wide file);
   peak RSS flat in the input size: largest / smallest over --rss-rows <= --max-flatness (1.5).
 """
 
@@ -36,28 +46,65 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
 PYTHON = sys.executable
 
-BASELINE_CODE = (
-    "import sys, polars as pl; "
-    "lf = pl.scan_csv(sys.argv[1], infer_schema=False); "
+_SINK = (
     "lf.sink_parquet(sys.argv[2]) if sys.argv[2].endswith('.parquet') else lf.sink_csv(sys.argv[2])"
 )
+RAW_CODE = f"import sys, polars as pl; lf = pl.scan_csv(sys.argv[1], infer_schema=False); {_SINK}"
+# The columns a normalize-only run adds (pipeline.run.added_columns), from trivial expressions.
+FLOOR_CODE = f"""
+import sys, polars as pl
+phone, date = pl.col(sys.argv[3]), pl.col(sys.argv[4])
+digits = phone.str.replace_all("[^0-9]+", "")
+row = pl.col("__row") + 10**12  # zero-padded to 12 digits once its leading 1 is sliced off
+lf = (
+    pl.scan_csv(sys.argv[1], infer_schema=False)
+    .with_row_index("__row", offset=1)
+    .with_columns(
+        pl.format("0123abcd-4567-8901-a234-{{}}", row.cast(pl.String).str.slice(1))
+        .alias("row_trace_id"),
+        digits.alias("phone_normalized"),
+        (pl.lit("+1") + digits).alias("phone_e164"),
+        pl.lit(True).alias("phone_valid"),
+        pl.lit(None, dtype=pl.String).alias("phone_reject_reason"),
+        pl.lit(None, dtype=pl.String).alias("phone_extension"),
+        pl.lit("US").alias("phone_region"),
+        pl.lit("input").alias("phone_source"),
+        date.alias("consent_date_normalized"),
+        pl.lit(0, dtype=pl.Int64).alias("credits_total"),
+    )
+    .drop("__row")
+)
+{_SINK}
+"""
 
 
 @dataclass(frozen=True)
 class Measure:
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    date_column: str
+    rows: int
 
 
 class BenchError(Exception):
     pass
 
 
-def run_measured(cmd: list[str], log: Path) -> Measure:
-    """Run ``cmd`` as a child; its wall time and peak RSS. Raises if it exits non-zero."""
+def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
+    """Run ``cmd`` as a child; its wall time, CPU time and peak RSS. Raises if it fails."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}  # ``-m pipeline`` is the one under cwd
     with open(log, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
@@ -66,7 +113,7 @@ def run_measured(cmd: list[str], log: Path) -> Measure:
         raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{tail}")
     # Linux reports ru_maxrss in KiB (macOS in bytes).
     rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return Measure(seconds, rss_bytes / 2**20)
+    return Measure(seconds, usage.ru_utime + usage.ru_stime, rss_bytes / 2**20)
 
 
 def sample_file(rows: int, regenerate: bool) -> Path:
@@ -87,13 +134,30 @@ def sample_file(rows: int, regenerate: bool) -> Path:
     return path
 
 
-def write_config(work: Path, name: str, input_path: Path, output_path: Path) -> Path:
+def narrow_file(rows: int, regenerate: bool) -> Path:
+    """The 4-column file (id, phone, date, notes) cut from the cached sample of ``rows``."""
+    path = DATA / f"narrow-{rows}.csv"
+    if path.exists() and not regenerate:
+        return path
+    import polars as pl
+
+    wide = sample_file(rows, regenerate)
+    pl.scan_csv(wide, infer_schema=False).select(
+        pl.col("lead_id").alias("id"),
+        "phone",
+        pl.col("consent_date").alias("date"),
+        "notes",
+    ).sink_csv(path)
+    return path
+
+
+def write_config(work: Path, name: str, case: Case, output_path: Path) -> Path:
     config = work / f"{name}.toml"
     config.write_text(
         "[input]\n"
-        f"path = {_toml_str(input_path)}\n"
+        f"path = {_toml_str(case.path)}\n"
         'phone_column = "phone"\n'
-        'consent_date_column = "consent_date"\n'
+        f'consent_date_column = "{case.date_column}"\n'
         "[output]\n"
         f"path = {_toml_str(output_path)}\n"
         "[run]\n"
@@ -115,26 +179,37 @@ def output_rows(path: Path) -> int:
 
 
 def measure_ours(
-    work: Path, input_path: Path, ext: str, tag: str, check_rows: int | None
+    work: Path, case: Case, ext: str, tag: str, check: bool, tree: Path = ROOT
 ) -> Measure:
     output = work / f"{tag}.{ext}"
-    config = write_config(work, tag, input_path, output)
-    cmd = [PYTHON, "-m", "pipeline", "run", str(config), "--input", str(input_path)]
-    m = run_measured([*cmd, "--output", str(output)], work / f"{tag}.log")
-    if check_rows is not None and (got := output_rows(output)) != check_rows:
-        raise BenchError(f"{tag}: output has {got:,} rows, input {check_rows:,}")
+    config = write_config(work, tag, case, output)
+    cmd = [PYTHON, "-m", "pipeline", "run", str(config), "--input", str(case.path)]
+    m = run_measured([*cmd, "--output", str(output)], work / f"{tag}.log", cwd=tree)
+    if check and (got := output_rows(output)) != case.rows:
+        raise BenchError(f"{tag}: output has {got:,} rows, input {case.rows:,}")
     output.unlink(missing_ok=True)
     shutil.rmtree(work / f"{tag}-state", ignore_errors=True)
     return m
 
 
-def measure_baseline(work: Path, input_path: Path, ext: str, tag: str) -> Measure:
+def measure_polars(work: Path, case: Case, ext: str, tag: str, code: str) -> Measure:
     output = work / f"{tag}.{ext}"
-    m = run_measured(
-        [PYTHON, "-c", BASELINE_CODE, str(input_path), str(output)], work / f"{tag}.log"
-    )
+    cmd = [PYTHON, "-c", code, str(case.path), str(output), "phone", case.date_column]
+    m = run_measured(cmd, work / f"{tag}.log")
     output.unlink(missing_ok=True)
     return m
+
+
+def measure(
+    work: Path, case: Case, ext: str, program: str, round_: int, before: Path | None
+) -> Measure:
+    tag = f"{case.name}-{program}-{round_}"
+    if program == "ours":
+        return measure_ours(work, case, ext, tag, check=round_ == 0)
+    if program == "before":
+        assert before is not None
+        return measure_ours(work, case, ext, tag, check=round_ == 0, tree=before)
+    return measure_polars(work, case, ext, tag, RAW_CODE if program == "raw" else FLOOR_CODE)
 
 
 def verdict(ok: bool, what: str) -> bool:
@@ -145,14 +220,23 @@ def verdict(ok: bool, what: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=3_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--rss-rows",
         default="1000000,10000000",
         help="comma-separated input sizes for the memory-flatness runs ('' to skip)",
     )
     parser.add_argument("--output-format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--max-ratio", type=float, default=3.0)
+    parser.add_argument("--only", choices=("narrow", "wide"), help="time one file only")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of this repository (e.g. git worktree of main): its "
+        "normalize-only run is timed in the same rounds, as 'before'",
+    )
+    parser.add_argument("--max-ratio", type=float, default=3.0, help="narrow ours/raw")
+    parser.add_argument("--max-floor-ratio", type=float, default=1.4, help="narrow ours/floor")
+    parser.add_argument("--max-wide-ratio", type=float, default=2.5, help="wide ours/raw")
     parser.add_argument("--max-rss-mb", type=float, default=600.0)
     parser.add_argument("--max-flatness", type=float, default=1.5)
     parser.add_argument("--regenerate", action="store_true", help="remake cached inputs")
@@ -165,58 +249,79 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rss-rows {args.rss_rows!r}: expected comma-separated row counts")
     if any(n <= 0 for n in rss_rows):
         parser.error("--rss-rows sizes must be positive")
-    ext = args.output_format
-
+    if args.before is not None:
+        args.before = args.before.resolve()
+        if not (args.before / "pipeline" / "__main__.py").is_file():
+            parser.error(f"--before {args.before}: not a checkout of this repository")
     try:
-        return _bench(args.rows, args.repeat, rss_rows, ext, args)
+        return _bench(args.rows, args.repeat, rss_rows, args.output_format, args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _bench(rows: int, repeat: int, rss_rows: list[int], ext: str, args: argparse.Namespace) -> int:
-    input_path = sample_file(rows, args.regenerate)
+    cases: list[Case] = []
+    if args.only != "wide":
+        cases.append(Case("narrow", narrow_file(rows, args.regenerate), "date", rows))
+    if args.only != "narrow":
+        cases.append(Case("wide", sample_file(rows, args.regenerate), "consent_date", rows))
     inputs = {n: sample_file(n, args.regenerate) for n in rss_rows}
-    size_mb = input_path.stat().st_size / 2**20
-    print(
-        f"\ninput: {input_path.relative_to(ROOT)} ({rows:,} rows, {size_mb:,.0f} MB), "
-        f"output: {ext}, repeat: {repeat}, python: {PYTHON}",
-        flush=True,
-    )
+    print(f"\noutput: {ext}, repeat: {repeat}, python: {PYTHON}")
+    for case in cases:
+        size_mb = case.path.stat().st_size / 2**20
+        print(f"{case.name}: {case.path.relative_to(ROOT)} ({rows:,} rows, {size_mb:,.0f} MB)")
 
+    programs = ["raw", "floor", "ours"] + (["before"] if args.before else [])
+    times: dict[tuple[str, str], list[Measure]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-normalize-") as tmp:
         work = Path(tmp)
-        base: list[Measure] = []
-        ours: list[Measure] = []
-        for k in range(repeat):  # interleaved, so drift in the machine hits both alike
-            base.append(measure_baseline(work, input_path, ext, f"baseline-{k}"))
-            ours.append(measure_ours(work, input_path, ext, f"ours-{k}", rows if k == 0 else None))
-            print(
-                f"  run {k + 1}/{repeat}: baseline {base[-1].seconds:.2f}s "
-                f"({base[-1].peak_rss_mb:,.0f} MB), ours {ours[-1].seconds:.2f}s "
-                f"({ours[-1].peak_rss_mb:,.0f} MB)",
-                flush=True,
-            )
+        for k in range(repeat):
+            # Rotate the order every round: no program always runs first or after another.
+            order = [(c, p) for c in cases for p in programs]
+            order = order[k % len(order) :] + order[: k % len(order)]
+            line = []
+            for case, program in order:
+                m = measure(work, case, ext, program, k, args.before)
+                times.setdefault((case.name, program), []).append(m)
+                line.append(f"{case.name} {program} {m.seconds:.2f}s/{m.cpu_seconds:.1f}cpu")
+            print(f"  round {k + 1}/{repeat}: " + ", ".join(line), flush=True)
         flat: dict[int, Measure] = {}
         for n, path in inputs.items():
-            flat[n] = measure_ours(work, path, ext, f"rss-{n}", n)
+            flat[n] = measure_ours(
+                work, Case(f"rss-{n}", path, "consent_date", n), ext, f"rss-{n}", True
+            )
             print(
                 f"  rss run {n:,} rows: {flat[n].seconds:.2f}s, {flat[n].peak_rss_mb:,.0f} MB",
                 flush=True,
             )
 
-    base_s = statistics.median(m.seconds for m in base)
-    ours_s = statistics.median(m.seconds for m in ours)
-    ratio = ours_s / base_s
-    peak = max(m.peak_rss_mb for m in ours)
+    def median(case: str, program: str, cpu: bool = False) -> float:
+        runs = times[(case, program)]
+        return statistics.median(m.cpu_seconds if cpu else m.seconds for m in runs)
+
     print()
-    print(f"rows                  {rows:>14,}")
-    base_rss = max(m.peak_rss_mb for m in base)
-    print(f"baseline (median)     {base_s:>13.2f}s   peak RSS {base_rss:,.0f} MB")
-    print(f"ours (median)         {ours_s:>13.2f}s")
-    print(f"ratio ours/baseline   {ratio:>14.2f}   (target <= {args.max_ratio:g})")
-    print(f"throughput            {rows / ours_s:>14,.0f} rows/s")
-    print(f"peak RSS (ours)       {peak:>11,.0f} MB   (target < {args.max_rss_mb:g} MB)")
+    print(f"{'':24}{'wall (median)':>14}{'cpu (median)':>14}{'peak RSS':>12}")
+    for case in cases:
+        for program in programs:
+            peak = max(m.peak_rss_mb for m in times[(case.name, program)])
+            print(
+                f"{case.name + ' ' + program:24}{median(case.name, program):>13.2f}s"
+                f"{median(case.name, program, cpu=True):>13.2f}s{peak:>9,.0f} MB"
+            )
+    print()
+    ratios: dict[tuple[str, str], float] = {}
+    for case in cases:
+        pairs = [("ours", "raw"), ("ours", "floor"), ("floor", "raw")]
+        if args.before:
+            pairs += [("before", "raw"), ("before", "floor"), ("ours", "before")]
+        for num, den in pairs:
+            r = median(case.name, num) / median(case.name, den)
+            rc = median(case.name, num, cpu=True) / median(case.name, den, cpu=True)
+            ratios[(case.name, f"{num}/{den}")] = r
+            print(f"{case.name + ' ' + num + '/' + den:24}{r:>14.2f}{rc:>14.2f}   (wall, cpu)")
+    ours = [m for case in cases for m in times[(case.name, "ours")]]
+    peak = max(m.peak_rss_mb for m in ours)
     for n, m in flat.items():
         print(f"peak RSS @ {n:>11,} {m.peak_rss_mb:>11,.0f} MB   ({n / m.seconds:,.0f} rows/s)")
     flatness = None
@@ -227,7 +332,16 @@ def _bench(rows: int, repeat: int, rss_rows: list[int], ext: str, args: argparse
             f"({max(flat):,} vs {min(flat):,} rows; target <= {args.max_flatness:g})"
         )
     print()
-    ok = verdict(ratio <= args.max_ratio, f"time: ours/baseline {ratio:.2f} <= {args.max_ratio:g}")
+    ok = True
+    targets = (
+        ("narrow", "ours/raw", args.max_ratio),
+        ("narrow", "ours/floor", args.max_floor_ratio),
+        ("wide", "ours/raw", args.max_wide_ratio),
+    )
+    for case_name, ratio, limit in targets:
+        if (case_name, ratio) in ratios:
+            value = ratios[(case_name, ratio)]
+            ok &= verdict(value <= limit, f"time: {case_name} {ratio} {value:.2f} <= {limit:g}")
     ok &= verdict(
         peak < args.max_rss_mb,
         f"memory: peak RSS {peak:,.0f} MB < {args.max_rss_mb:g} MB at {rows:,} rows",

@@ -115,6 +115,8 @@ def _summary_lines(summary: RunSummary) -> None:
 Result = TypeVar("Result")
 HARD_STOP_S = 9.5
 """After the first SIGINT/SIGTERM, the process ends by this time whatever is still busy."""
+SAME_PRESS_S = 0.5
+"""A second signal sooner than this after the first is the same stop, not a second one."""
 
 
 def _stoppable(work: Callable[[StopRequest], Result]) -> Result:
@@ -140,9 +142,14 @@ def _stoppable(work: Callable[[StopRequest], Result]) -> Result:
 
     def handler(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
+        now = time.monotonic()
         if stop.requested:
-            _end_now(f"{name} again: stopped at once; answers still in flight are lost")
-        deadline.append(time.monotonic() + HARD_STOP_S)
+            # One stop can arrive twice (coreutils `timeout` signals the child, then its
+            # group): only a Ctrl-C pressed again, a moment later, ends at once.
+            if signum == signal.SIGINT and now > deadline[0] - HARD_STOP_S + SAME_PRESS_S:
+                _end_now(f"{name} again: stopped at once; answers still in flight are lost")
+            return
+        deadline.append(now + HARD_STOP_S)
         stop.request(f"stopped by {name}")
 
     worker = threading.Thread(target=target, name="phone-enrich-run", daemon=True)

@@ -22,7 +22,6 @@ import polars as pl
 
 from pipeline.engine.engine import Engine
 from pipeline.plan import PlannedBatch, Planner
-from pipeline.stopping import StopRequest
 
 _DONE = object()
 _POLL_S = 0.2
@@ -109,28 +108,29 @@ def merged_batches(
     planner: PlannerThread,
     engine: Engine | None,
     merge: Callable[[PlannedBatch], pl.DataFrame],
-    stop: StopRequest,
+    guard: Callable[[], None],
 ) -> Iterator[pl.DataFrame]:
     """Each planned batch, once the ledger holds its answers, merged.
 
-    Raises :class:`~pipeline.errors.Interrupted` as soon as a stop is requested, and the
-    engine's :class:`~pipeline.errors.StoreError` as soon as an answer could not be
-    recorded: the output is then abandoned, and the run resumes from the ledger."""
+    While it waits, every few hundredths of a second: the engine's
+    :class:`~pipeline.errors.StoreError` as soon as an answer could not be recorded, and
+    whatever ``guard`` raises (a stop was requested, the input changed): the output is
+    then abandoned, the lanes stop, and the run resumes from the ledger."""
     for batch in planner:
         for ticket in batch.tickets():
             while True:
-                _check(engine, stop)
+                _check(engine, guard)
                 try:
                     ticket.future.result(timeout=_WAIT_S)
                     break
                 except TimeoutError:
                     if engine is not None and planner.blocked:
                         engine.flush_through(ticket)
-        _check(engine, stop)
+        _check(engine, guard)
         yield merge(batch)
 
 
-def _check(engine: Engine | None, stop: StopRequest) -> None:
+def _check(engine: Engine | None, guard: Callable[[], None]) -> None:
     if engine is not None and engine.failure is not None:
         raise engine.failure
-    stop.check()
+    guard()

@@ -46,8 +46,13 @@ def state_lock(state_dir: Path) -> Iterator[None]:
                     f"{state_dir}: another run holds the lock ({holder or 'another process'}); "
                     "try again when it ends"
                 ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        try:  # who holds it, for the message of a run refused the lock: nice, not needed
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0
+            )
+        except OSError:  # a full disk: the ledger says so plainly next
+            pass
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -2,23 +2,20 @@
 
 ``normalize_phones`` adds the ``phone_*`` columns to a LazyFrame, so polars' streaming
 engine runs the cleaning inside the read. Validity comes from libphonenumber's
-metadata (see :mod:`pipeline.phone_metadata`); each rejected row gets exactly one
-reason from :data:`REJECT_REASONS`, checked in that order.
+metadata, read into a lookup table by leading digits (see
+:mod:`pipeline.validity_table`); each rejected row gets exactly one reason from
+:data:`REJECT_REASONS`, checked in that order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from typing import Any, cast
 
 import polars as pl
 
-from pipeline.phone_metadata import (
-    PREFIX_LENGTH,
-    RegionRule,
-    claim_order,
-    leading_digit_claims,
-    region_rule,
-)
+from pipeline.phone_metadata import NANP_REGIONS, NATIONAL_LENGTH
+from pipeline.validity_table import KEY_DIGITS, validity_table
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
@@ -59,11 +56,16 @@ CONSENT_DATE_COLUMN = "consent_date_normalized"
 _TMP = "__pe_"
 _SCIENTIFIC = r"^[+-]?\d+(?:\.\d+)?[eE][+-]?\d+$"
 _SPREADSHEET_FLOAT = r"^(\+?\d+)\.0+$"
-_TEL = r"(?i)^tel:\s*"
 # A trailing extension: x, ext, ext., extension or #, then its digits.
 _EXTENSION = r"(?i)\s*(?:ext(?:ension)?\.?|x|#)\s*(\d+)$"
-# What a phone may look like: digits and dialling punctuation, then an extension.
-_PHONE_SHAPE = r"(?i)^[0-9\s().+\-/]*?(?:\s*(?:ext(?:ension)?\.?|x|#)\s*[0-9]+)?$"
+# What a phone may look like: an optional tel:, digits and dialling punctuation, then
+# an extension.
+_SHAPE = r"(?i)^(?:tel:\s*)?[0-9\s().+\-/]*?(?:\s*(?:ext(?:ension)?\.?|x|#)\s*[0-9]+)?$"
+# The shape without an extension.
+_PLAIN_SHAPE = r"(?i)^(?:tel:\s*)?[0-9\s().+\-/]*$"
+# International: a + or 011 first (after tel:).
+_INTL = r"(?i)^(?:tel:\s*)?(?:\+|011)"
+_INTL_011 = r"(?i)^(?:tel:\s*)?011"
 
 
 # Below this every integral float is exact and fits an Int64; at or above it a float
@@ -102,205 +104,257 @@ def phone_as_text(column: str, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.String)
 
 
+def _first(*cases: tuple[pl.Expr, pl.Expr]) -> pl.Expr:
+    """``when(c1).then(v1).when(c2).then(v2)...``: the value of the first condition
+    that holds, null if none does."""
+    (when, value), *rest = cases
+    chain: Any = pl.when(when).then(value)
+    for when, value in rest:
+        chain = chain.when(when).then(value)
+    return cast(pl.Expr, chain)
+
+
+def _matches(masked: pl.Expr, pattern: str) -> pl.Expr:
+    """Whether ``pattern`` matches, False where ``masked`` is null. Unlike
+    ``str.contains``, ``str.find`` skips null rows: a check masked to the few rows that
+    need it costs little on the others."""
+    return masked.str.find(pattern).is_not_null()
+
+
+_CODE = {reason: code for code, reason in enumerate(REJECT_REASONS, start=1)}
+"""Each reject reason as a small integer (0: accepted), so that the checks below pick
+a number per row and the text is looked up once, at the end."""
+
+
+def _code(reason: str) -> pl.Expr:
+    return pl.lit(_CODE[reason], dtype=pl.UInt8)
+
+
 def _numeric_reason(column: str, dtype: pl.DataType) -> pl.Expr | None:
-    """The reject reasons only a numeric (Parquet) cell can earn, checked before the
-    text ones: a negative number, NaN or infinity is ``not_a_phone``, a float past
-    :func:`exact_limit` ``inexact_number`` (before ``too_long``: the digits themselves
-    are not known), a float of ``_FLOAT_LIMIT`` or more ``too_long``. None for text."""
+    """The reject reasons only a numeric (Parquet) cell can earn (as codes), checked
+    before the text ones: a negative number, NaN or infinity is ``not_a_phone``, a float
+    past :func:`exact_limit` ``inexact_number`` (before ``too_long``: the digits
+    themselves are not known), a float of ``_FLOAT_LIMIT`` or more ``too_long``. None
+    for text."""
     col = pl.col(column)
     limit = exact_limit(dtype)
     if limit is not None:
         return (
             pl.when(~col.is_finite() | (col < 0))
-            .then(pl.lit("not_a_phone"))
+            .then(_code("not_a_phone"))
             .when(col >= limit)
-            .then(pl.lit("inexact_number"))
+            .then(_code("inexact_number"))
             .when(col >= _FLOAT_LIMIT)
-            .then(pl.lit("too_long"))
+            .then(_code("too_long"))
         )
     if dtype.is_signed_integer() or dtype.is_decimal():
-        return pl.when(col < 0).then(pl.lit("not_a_phone"))
+        return pl.when(col < 0).then(_code("not_a_phone"))
     return None
 
 
-def _valid_in(region: str, national: pl.Expr) -> pl.Expr:
-    rule = region_rule(region)
-    if rule.type_regex is None:
-        return pl.lit(False)
-    return national.str.contains(rule.general_regex) & national.str.contains(rule.type_regex)
+@functools.cache
+def _tables() -> tuple[pl.Series, ...]:
+    """:func:`validity_table`'s levels as polars Series (built once per process), in
+    the narrowest type that holds them: the lookups are random reads."""
+    levels = validity_table().levels
+    widest = max(max(level) for level in levels)
+    dtype = pl.UInt8 if widest < 2**8 else pl.UInt16 if widest < 2**16 else pl.UInt32
+    return tuple(pl.Series(level, dtype=pl.UInt32).cast(dtype) for level in levels)
 
 
-def _claiming_region(frame: pl.LazyFrame, national: pl.Expr, name: str) -> pl.LazyFrame:
-    """Add column ``name``, the region libphonenumber assigns a 10-digit number to
-    (``region_code_for_number``), and ``{name}_valid``, whether the number is valid in
-    that region (``is_valid_number``).
+def _valid_region(national: pl.Expr) -> pl.Expr:
+    """0, or 1 + the index in NANP_REGIONS of the region libphonenumber finds the
+    10-digit ``national`` valid in (null where ``national`` is null).
 
-    Leading-digits regions are resolved by one lookup table indexed by the 4-digit
-    prefix (``gather`` streams; ``replace_strict`` does not), type-checked regions
-    by their patterns; then the claim order picks the first that applies. A
-    type-checked region only claims numbers valid in it; a leading-digits region
-    claims every number with its prefix, so its patterns are looked up by prefix too
-    and each such row is matched against its own region's patterns.
+    One lookup by the first KEY_DIGITS digits, then one per deeper level of the table
+    for the few prefixes it leaves undecided (see :mod:`pipeline.validity_table`).
     """
-    claims = leading_digit_claims()
-    runs = claim_order()
-    run_of = {region: i for i, run in enumerate(runs) for region in run}
-    table = [claims.get(f"{i:0{PREFIX_LENGTH}d}") for i in range(10**PREFIX_LENGTH)]
-    prefix = national.str.slice(0, PREFIX_LENGTH).cast(pl.UInt32, strict=False)
-    checked = [run[0] for run in runs if region_rule(run[0]).leading_digits is None]
+    number = national.cast(pl.UInt64, strict=False)
+    first, *deeper = _tables()
+    entry = pl.lit(first).gather(number // 10 ** (NATIONAL_LENGTH - KEY_DIGITS))
+    for depth, level in enumerate(deeper, start=KEY_DIGITS + 1):
+        digit = number // 10 ** (NATIONAL_LENGTH - depth) % 10
+        entry = pl.lit(level).gather(entry.cast(pl.UInt64) * 10 + digit)
+    return entry
 
-    def by_prefix(values: list[str | None] | list[int | None], dtype: pl.DataType) -> pl.Expr:
-        return pl.lit(pl.Series(values, dtype=dtype)).gather(prefix)
 
-    def patterns(regex: Callable[[RegionRule], str | None]) -> pl.Expr:
-        return by_prefix([None if r is None else regex(region_rule(r)) for r in table], pl.String())
-
-    # Null where the prefix has no leading-digits region, or the region has no
-    # 10-digit type (then the number is not valid there).
-    ld_valid = national.str.contains(patterns(lambda rule: rule.general_regex)) & (
-        national.str.contains(patterns(lambda rule: rule.type_regex))
-    )
-    frame = frame.with_columns(
-        by_prefix(table, pl.String()).alias(f"{name}_ld"),
-        by_prefix([None if r is None else run_of[r] for r in table], pl.Int8()).alias(
-            f"{name}_ld_run"
-        ),
-        ld_valid.fill_null(False).alias(f"{name}_ld_valid"),
-        *(_valid_in(region, national).alias(f"{name}_{region}") for region in checked),
-    )
-    region = pl.lit(None, dtype=pl.String)
-    for index, run in reversed(list(enumerate(runs))):
-        if run[0] in checked:
-            cond, value = pl.col(f"{name}_{run[0]}"), pl.lit(run[0])
-        else:
-            cond, value = pl.col(f"{name}_ld_run") == index, pl.col(f"{name}_ld")
-        region = pl.when(cond).then(value).otherwise(region)
-    frame = frame.with_columns(region.alias(name))
-    claimed = pl.col(name)
-    # Claimed by the leading-digits region: valid if its patterns match; claimed by a
-    # type-checked region: valid (that is how it claimed); claimed by none: invalid.
-    valid = (
-        pl.when(claimed == pl.col(f"{name}_ld"))
-        .then(pl.col(f"{name}_ld_valid"))
-        .otherwise(claimed.is_not_null())
-    )
-    frame = frame.with_columns(valid.alias(f"{name}_valid"))
-    return frame.drop(
-        f"{name}_ld", f"{name}_ld_run", f"{name}_ld_valid", *(f"{name}_{r}" for r in checked)
-    )
+_REGION_NAMES = pl.Series([None, *NANP_REGIONS], dtype=pl.String)
+_REASON_NAMES = pl.Series([None, *REJECT_REASONS], dtype=pl.String)
+_SOURCE = pl.Series([None, "input"], dtype=pl.String)
 
 
 def normalize_phones(
     frame: pl.LazyFrame, column: str, regions: tuple[str, ...] = ("US", "CA")
 ) -> pl.LazyFrame:
-    """Add the ``phone_*`` columns for ``column`` (any dtype) to ``frame``."""
+    """Add the ``phone_*`` columns for ``column`` (any dtype) to ``frame``.
+
+    Cost matters here (every row of every file goes through it), so: one regex
+    decides the shape of the whole cell (tel: prefix, dialling characters, extension);
+    the checks and rewrites that only some rows need (the shape with an extension,
+    scientific notation, a spreadsheet's ``.0``, a leading 011) run on those rows only,
+    the others masked to null, which ``str.find`` and ``str.extract`` skip; each
+    intermediate is computed once; validity is a table lookup.
+    """
     dtype = frame.collect_schema()[column]
     t = f"{_TMP}phone"
-    text = phone_as_text(column, dtype).str.strip_chars()
-    cleaned = text.str.replace(_SPREADSHEET_FLOAT, "${1}").str.replace(_TEL, "")
-    frame = frame.with_columns(
-        text.alias(f"{t}_text"),
-        cleaned.alias(f"{t}_clean"),
-        cleaned.str.extract(_EXTENSION, 1).alias(f"{t}_ext"),
+
+    def step(frame: pl.LazyFrame, **columns: pl.Expr) -> pl.LazyFrame:
+        # Each intermediate is computed once, then read as a column: an expression
+        # used twice would be evaluated twice.
+        return frame.with_columns([expr.alias(f"{t}_{name}") for name, expr in columns.items()])
+
+    def c(name: str) -> pl.Expr:
+        return pl.col(f"{t}_{name}")
+
+    frame = step(frame, raw=phone_as_text(column, dtype).str.strip_chars())
+    raw = c("raw")
+    numeric = _numeric_reason(column, dtype)
+    blank = raw.is_null() | (raw.str.len_bytes() == 0)
+    # Most cells have no extension: the shape without one settles them; only the rest
+    # are matched against the whole shape.
+    frame = step(frame, plain=raw.str.contains(_PLAIN_SHAPE), blank=blank)
+    plain = c("plain")
+    shape = plain | _matches(pl.when(~plain).then(raw), _SHAPE)
+    frame = step(frame, shape=shape)
+    # Scientific notation never has a phone's shape: only rows that fail it are tried.
+    scientific = _matches(pl.when(~c("shape")).then(raw), _SCIENTIFIC)
+    early = _first(
+        (c("blank"), _code("blank")),
+        *([] if numeric is None else [(numeric.is_not_null(), numeric)]),
+        (scientific, _code("scientific_notation")),
+        (~c("shape"), _code("not_a_phone")),
     )
-    clean, ext = pl.col(f"{t}_clean"), pl.col(f"{t}_ext")
-    all_digits = clean.str.replace_all(r"[^0-9]+", "")
-    from_011 = clean.str.starts_with("011")
-    frame = frame.with_columns(
-        (clean.str.starts_with("+") | from_011).alias(f"{t}_intl"),
-        ~clean.str.contains(_PHONE_SHAPE).alias(f"{t}_symbols"),
-        # The number's digits: all digits less the extension's and a leading 011.
-        all_digits.str.slice(
-            pl.when(from_011).then(3).otherwise(0),
-            all_digits.str.len_bytes()
-            - ext.str.len_bytes().fill_null(0)
-            - pl.when(from_011).then(3).otherwise(0),
-        ).alias(f"{t}_digits"),
+    frame = step(frame, early=early)
+    frame = step(frame, live=pl.when(c("early").is_null()).then(raw))
+    live = c("live")  # the text of rows still to decide, null elsewhere
+    # A spreadsheet's 2125550123.0 ends in 0; the regex only runs on those that do.
+    ends_in_0 = pl.when(live.str.ends_with("0")).then(live)
+    frame = step(
+        frame,
+        all=live.str.replace_all(r"[^0-9]+", ""),
+        intl=live.str.contains(_INTL),
+        ext=pl.when(~plain).then(live).str.extract(_EXTENSION, 1),
+        spreadsheet=pl.when(_matches(ends_in_0, _SPREADSHEET_FLOAT)).then(live),
     )
-    digits, intl = pl.col(f"{t}_digits"), pl.col(f"{t}_intl")
-    count = digits.str.len_bytes()
-    has_one = digits.str.starts_with("1")
+    every, intl, spreadsheet = c("all"), c("intl"), c("spreadsheet")
+    frame = step(
+        frame,
+        skip=pl.when(_matches(pl.when(intl).then(live), _INTL_011)).then(3).otherwise(0),
+        # The digits after the number's: the extension's, a spreadsheet's .0 zeros.
+        tail=c("ext").str.len_bytes().fill_null(0)
+        + (
+            spreadsheet.str.len_bytes() - spreadsheet.str.strip_chars_end("0").str.len_bytes()
+        ).fill_null(0),
+    )
+    # The number's digits are every[skip : end]: less a leading 011 and the tail.
+    skip = c("skip")
+    frame = step(frame, end=every.str.len_bytes() - c("tail"))
+    end = c("end")
+    count = end - skip
+    # The number's first digit is a 1 (after a 011, which only an international has).
+    first_is_1 = pl.when(skip == 3).then(every.str.starts_with("0111"))
+    frame = step(
+        frame,
+        count=count,
+        one=(count >= 1) & first_is_1.otherwise(every.str.starts_with("1")),
+    )
+    count, has_one = c("count"), c("one")
     # Digits left once a country code 1 (required after +, optional without) is taken off.
     national_len = pl.when(has_one & (intl | (count == 11))).then(count - 1).otherwise(count)
-    frame = frame.with_columns(
-        pl.when(national_len == 10)
-        .then(digits.str.slice(-10))
-        .otherwise(None)
-        .alias(f"{t}_national"),
-        national_len.alias(f"{t}_len"),
-    )
-    national = pl.col(f"{t}_national")
-    frame = _claiming_region(frame, national, f"{t}_region")
-    region = pl.col(f"{t}_region")
-    # Valid in the region that claims it (libphonenumber's is_valid_number).
-    valid_there = pl.col(f"{t}_region_valid")
-    raw = pl.col(f"{t}_text")
-    numeric = _numeric_reason(column, dtype)
-    if numeric is None:
-        numeric = pl.lit(None, dtype=pl.String)
+    frame = step(frame, len=national_len)
+    length = c("len")
+    frame = step(frame, national=pl.when(length == 10).then(every).str.slice(end - 10, 10))
+    national = c("national")
+    frame = step(frame, region=_valid_region(national))
+    region = c("region")
+    allowed = [NANP_REGIONS.index(r) + 1 for r in regions if r in NANP_REGIONS]
     reason = (
-        pl.when(raw.is_null() | (raw == ""))
-        .then(pl.lit("blank"))
-        .when(numeric.is_not_null())
-        .then(numeric)
-        .when(raw.str.contains(_SCIENTIFIC))
-        .then(pl.lit("scientific_notation"))
-        .when(pl.col(f"{t}_symbols") | (pl.col(f"{t}_len") == 0))
-        .then(pl.lit("not_a_phone"))
+        pl.when(c("early").is_not_null())
+        .then(c("early"))
+        .when(length == 0)
+        .then(_code("not_a_phone"))
         .when(intl & ~has_one)
-        .then(pl.lit("foreign_country_code"))
-        .when(pl.col(f"{t}_len") < 10)
-        .then(pl.lit("too_short"))
-        .when(pl.col(f"{t}_len") > 10)
-        .then(pl.lit("too_long"))
-        .when(valid_there & region.is_in(list(regions)))
-        .then(pl.lit(None, dtype=pl.String))
-        .when(valid_there)
-        .then(pl.lit("region_not_allowed"))
-        .otherwise(pl.lit("invalid_number"))
+        .then(_code("foreign_country_code"))
+        .when(length < 10)
+        .then(_code("too_short"))
+        .when(length > 10)
+        .then(_code("too_long"))
+        .when(region.is_in(allowed))
+        .then(pl.lit(0, dtype=pl.UInt8))
+        .when(region > 0)
+        .then(_code("region_not_allowed"))
+        .otherwise(_code("invalid_number"))
     )
-    frame = frame.with_columns(reason.alias("phone_reject_reason"))
-    ok = pl.col("phone_reject_reason").is_null()
+    frame = step(frame, reason=reason)
+    code = c("reason")
+    ok = code == 0
+    shown = ok | (code == _CODE["region_not_allowed"])
     frame = frame.with_columns(
         pl.when(ok).then(national).alias("phone_normalized"),
-        pl.when(ok).then(pl.lit("+1") + national).alias("phone_e164"),
+        pl.format("+1{}", pl.when(ok).then(national)).alias("phone_e164"),
         ok.alias("phone_valid"),
-        pl.col("phone_reject_reason"),
-        pl.when(ok).then(pl.col(f"{t}_ext")).alias("phone_extension"),
-        pl.when(ok | (pl.col("phone_reject_reason") == "region_not_allowed"))
-        .then(region)
-        .alias("phone_region"),
-        pl.when(ok).then(pl.lit("input")).alias("phone_source"),
+        pl.lit(_REASON_NAMES).gather(code).alias("phone_reject_reason"),
+        pl.when(ok).then(c("ext")).alias("phone_extension"),
+        pl.lit(_REGION_NAMES).gather(pl.when(shown).then(region)).alias("phone_region"),
+        pl.lit(_SOURCE).gather(ok.cast(pl.UInt8)).alias("phone_source"),
     )
-    temporary = [c for c in frame.collect_schema().names() if c.startswith(t)]
+    temporary = [name for name in frame.collect_schema().names() if name.startswith(t)]
     return frame.drop(temporary)
 
 
+def _date_formats(text: pl.Expr) -> list[tuple[pl.Expr, str]]:
+    """Which format a consent date is read with, told apart by where the separators
+    stand (cheaper than regexes): the first condition that holds picks the format, and
+    to_date then rejects anything that is not a real date."""
+    return [
+        (text.str.slice(-3, 1) == "/", "%m/%d/%y"),
+        (text.str.slice(-5, 1) == "/", "%m/%d/%Y"),
+        (text.str.contains("-", literal=True), "%Y-%m-%d"),
+        # (the regex runs on 8-character cells only)
+        (_matches(pl.when(text.str.len_bytes() == 8).then(text), "^[0-9]*$"), "%Y%m%d"),
+    ]
+
+
 def consent_date_expr(column: str, dtype: pl.DataType) -> pl.Expr:
-    """The consent date as ISO ``YYYY-MM-DD`` text, or null when it cannot be read."""
+    """The consent date as ISO ``YYYY-MM-DD`` text, or null when it cannot be read.
+
+    One expression; :func:`normalize_consent_dates` computes the same in steps."""
     col = pl.col(column)
     if dtype.is_temporal():
         return col.cast(pl.Date, strict=False).dt.to_string("%Y-%m-%d")
     text = col.cast(pl.String).str.strip_chars()
-    # Tell the formats apart by where the separators stand (cheaper than regexes);
-    # to_date then rejects anything that is not a real date.
-    slash_yy = text.str.slice(-3, 1) == "/"
-    slash_yyyy = text.str.slice(-5, 1) == "/"
-    digits_only = (text.str.len_bytes() == 8) & ~text.str.contains("[^0-9]")
-    return (
-        pl.when(slash_yy)
-        .then(text.str.to_date("%m/%d/%y", strict=False))
-        .when(slash_yyyy)
-        .then(text.str.to_date("%m/%d/%Y", strict=False))
-        .when(text.str.contains("-", literal=True))
-        .then(text.str.to_date("%Y-%m-%d", strict=False))
-        .when(digits_only)
-        .then(text.str.to_date("%Y%m%d", strict=False))
-        .dt.to_string("%Y-%m-%d")
-    )
+    formats = _date_formats(text)
+    chain = _first(*((when, text.str.to_date(fmt, strict=False)) for when, fmt in formats))
+    return chain.dt.to_string("%Y-%m-%d")
 
 
 def normalize_consent_dates(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
-    """Add ``consent_date_normalized`` (ISO) read from ``column``."""
+    """Add ``consent_date_normalized`` (ISO) read from ``column``.
+
+    The same as :func:`consent_date_expr`, for less: a file holds few distinct consent
+    dates (days, in a few formats), so each distinct cell is read once and joined back
+    onto its rows; and it is read in steps, each row's format settled once and each
+    format parsing only its own rows (to_date skips the others, null to it)."""
     dtype = frame.collect_schema()[column]
-    return frame.with_columns(consent_date_expr(column, dtype).alias(CONSENT_DATE_COLUMN))
+    if dtype.is_temporal():
+        return frame.with_columns(consent_date_expr(column, dtype).alias(CONSENT_DATE_COLUMN))
+    t = f"{_TMP}date"
+    distinct = frame.select(column).unique()
+    distinct = distinct.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(t))
+    text = pl.col(t)
+    formats = _date_formats(text)
+    kind = _first(*((when, pl.lit(i, dtype=pl.UInt8)) for i, (when, _) in enumerate(formats)))
+    distinct = distinct.with_columns(kind.alias(f"{t}_kind"))
+    dates = [
+        pl.when(pl.col(f"{t}_kind") == index).then(text).str.to_date(fmt, strict=False)
+        for index, (_, fmt) in enumerate(formats)
+    ]
+    distinct = distinct.select(
+        column, pl.coalesce(dates).dt.to_string("%Y-%m-%d").alias(CONSENT_DATE_COLUMN)
+    )
+    # Joined onto the date column alone, then put beside the frame: a join of the whole
+    # frame would copy every one of its columns.
+    read = frame.select(column).join(
+        distinct, on=column, how="left", maintain_order="left", nulls_equal=True
+    )
+    return pl.concat([frame, read.select(CONSENT_DATE_COLUMN)], how="horizontal")

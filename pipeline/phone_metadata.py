@@ -11,8 +11,8 @@ a newer release of it updates our idea of "valid". The rules mirror
 * the number is valid when it matches its region's general pattern and one of its
   type patterns.
 
-The vectorized normalizer turns these into polars expressions; the hypothesis test
-checks the result against ``phonenumbers`` itself.
+:mod:`pipeline.validity_table` turns these into a lookup table the vectorized
+normalizer reads; the tests check the result against ``phonenumbers`` itself.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ class ProviderSettings(_Section):
     """Environment variable that holds the API key (the key itself never goes in a file)."""
     requests_per_minute: float = Field(gt=0)
     """Requests are spaced evenly at this rate (no bursts), whatever window the provider uses."""
-    max_concurrency: int = Field(default=8, ge=1, le=256)
-    """Requests in flight at once on this provider's lane."""
+    max_concurrency: int = Field(default=64, ge=1, le=256)
+    """The most requests in flight at once on this lane: a ceiling. The lane keeps what its
+    rate needs at the latency it measures (rate x latency, with margin), at most this."""
     timeout_s: float = Field(default=30.0, gt=0)
     """Seconds to wait for one response before counting the attempt as timed out."""
     max_attempts: int = Field(default=5, ge=1, le=50)
@@ -41,7 +42,7 @@ class ProviderSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if not value.lower().startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -19,11 +20,15 @@ FAILED_ROWS_HEADER = ("row_trace_id", "row_number", "provider", "status", "error
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> Path:
@@ -66,14 +71,19 @@ class FailedRowsFile:
         self.count += len(rows)
 
     def close(self) -> Path:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
         return self.path
 
     def discard(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # its buffer may be what cannot be written
+            self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
 

@@ -33,6 +33,7 @@ from pipeline.errors import (
     InputError,
     Interrupted,
     PipelineError,
+    StoreError,
     UsageError,
 )
 from pipeline.flow import PlannerThread, merged_batches
@@ -461,6 +462,12 @@ def _run_job(
 
             stack.enter_context(Ticker(snapshot, report_progress, progress_every_s))
 
+            def guard() -> None:
+                """While answers are awaited: a stop, or an input that changed (then
+                nothing more is bought for a version of it that will be refused)."""
+                stop.check()
+                check_unchanged(Path(config.input.path), seen)
+
             def batches() -> Iterator[pl.DataFrame]:
                 # Trace ids before planning: a provider may send one (phone
                 # enrichment's record_id when the input has no id column).
@@ -472,7 +479,7 @@ def _run_job(
                         yield batch.with_columns(trace)
 
                 with PlannerThread(reader(), planner, engine) as planned:
-                    for batch in merged_batches(planned, engine, merge_one, stop):
+                    for batch in merged_batches(planned, engine, merge_one, guard):
                         _tally(batch, config, summary)
                         out = finish(batch)
                         failed_rows.add(_failures(out, batch, providers))
@@ -513,6 +520,9 @@ def _run_job(
             p.name: provider_report(ledger, run_id, p, tallies[p.name], stopped[p.name])
             for p in providers
         }
+        if engine is not None:  # what a kill -9 could have cost this session, at most
+            for name, lane in engine.lanes.items():
+                summary.providers[name]["peak_in_flight"] = lane.in_flight.peak
         summary.credits = sum(t.credits for t in tallies.values())
         report.update(
             finished_at=datetime.now(UTC).isoformat(),
@@ -531,14 +541,28 @@ def _run_job(
         summary.budget = report["budget"]
         if summary.consent_dates:
             report["consent_dates"] = summary.consent_dates
-        summary.report = _quietly(write_report, run_dir, report)
+        unwritten: list[OSError] = []
+        try:
+            summary.report = write_report(run_dir, report)
+        except OSError as exc:
+            unwritten.append(exc)
         log.event(
             "run_ended", exit_code=summary.exit_code, rows=summary.rows,
             credits=summary.credits, duration_s=round(summary.duration_s, 3),
             stopped={name: why for name, why in stopped.items() if why},
             error=report.get("error"),
         )  # fmt: skip
-        summary.failed_rows = _quietly(failed_rows.close)
+        try:
+            summary.failed_rows = failed_rows.close()
+        except OSError as exc:
+            unwritten.append(exc)
+    if unwritten:  # the run ended well, but what it says of itself is missing
+        _quietly(ledger.fail, run_id, EXIT_STOPPED, "its report could not be written")
+        raise StoreError(
+            f"{run_dir}: {unwritten[0].strerror or unwritten[0]}: the output was written but "
+            "not report.json or failed_rows.csv; fix that, then run the same command again: "
+            "it writes them and buys nothing"
+        )
     return summary
 
 

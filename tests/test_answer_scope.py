@@ -67,6 +67,7 @@ def test_the_scope_normalizes_the_url_and_never_holds_the_key() -> None:
     key = "s3cret-login-id"
     scope = answer_scope("HTTPS://API.Example.com:443//v1.5/", key)
     assert scope == answer_scope("https://api.example.com/v1.5", key)
+    assert scope == answer_scope("https://api.example.com/x/../v1.5/./", key)
     assert scope.startswith("https://api.example.com/v1.5 account=")
     assert key not in scope
     assert answer_scope("http://127.0.0.1:8787/x", key) != answer_scope(

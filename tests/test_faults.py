@@ -10,6 +10,8 @@ a full disk under state_dir, an input overwritten mid-run), resumes it, and chec
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import sqlite3
@@ -122,10 +124,12 @@ def _interrupt(
     after: int,
     signals: list[signal.Signals],
     pause_s: float = 0.0,
+    apart_s: float = 1.0,
+    latency_s: float = LATENCY_MS / 1000,
 ) -> Ended:
     """Start a run, wait until ``after`` more requests were answered (and ``pause_s``
-    more, for the next ones to be on the wire), send ``signals`` (a tenth of a second
-    apart) and wait for the process to end."""
+    more, for the next ones to be on the wire), send ``signals`` (``apart_s`` apart)
+    and wait for the process to end."""
     target = _requests(emulator) + after
     child = _start(config)
     deadline = time.monotonic() + 60
@@ -138,11 +142,11 @@ def _interrupt(
     sent = time.monotonic()
     for number, sig in enumerate(signals):
         if number:
-            time.sleep(0.1)
+            time.sleep(apart_s)
         child.send_signal(sig)
     code, stderr = _finish(child)
     ended = time.monotonic() - sent
-    time.sleep(LATENCY_MS / 1000 * 3)  # anything still on the wire lands in the emulator
+    time.sleep(latency_s + 0.5)  # anything still on the wire lands in the emulator
     return Ended(code, stderr, ended, charged, _charged(emulator))
 
 
@@ -199,13 +203,23 @@ def test_signals_at_several_points_of_one_run_then_the_resume_equals_a_clean_run
             [signal.SIGTERM],
             [signal.SIGINT],
             [signal.SIGINT, signal.SIGINT],
+            [signal.SIGTERM, signal.SIGTERM],
             [signal.SIGKILL],
         ):
-            twice = len(signals) == 2
-            # For the second Ctrl-C to land while the first still waits on answers in
+            twice = signals == [signal.SIGINT, signal.SIGINT]
+            # For the second signal to land while the first still waits on answers in
             # flight, those answers must be slow.
-            emulator.set_knobs("tcpa_authority", latency_ms=3_000 if twice else LATENCY_MS)
-            ended = _interrupt(emulator, config, 2 if twice else 6, signals, 1.0 if twice else 0)
+            slow = len(signals) == 2
+            emulator.set_knobs("tcpa_authority", latency_ms=3_000 if slow else LATENCY_MS)
+            # (the answers a hard stop left on the wire are charged within latency_s)
+            # A SIGTERM twice 20 ms apart (coreutils `timeout` signals the child, then its
+            # group) is one stop: graceful, nothing lost.
+            apart = 1.0 if twice else 0.02
+            latency_s = 3.0 if slow else LATENCY_MS / 1000
+            # Paid for and never recorded so far (by the hard stops before this one).
+            lost = _charged(emulator) - (_ledger_credits(state) if state.exists() else 0)
+            ended = _interrupt(emulator, config, 2 if slow else 6, signals, 1.0 if slow else 0,
+                               apart, latency_s)  # fmt: skip
             assert not out.exists()  # a stopped run leaves no output
             # Nothing new is sent after the signal: at most what was in flight is charged.
             assert ended.charged_after - ended.charged_at_signal <= IN_FLIGHT
@@ -225,7 +239,7 @@ def test_signals_at_several_points_of_one_run_then_the_resume_equals_a_clean_run
                 assert line.startswith(f"phone-enrich: stopped by {name}: "), line
                 assert "resumes run" in line
                 # Every answer paid for is in the ledger: the resume pays for none again.
-                assert _ledger_credits(state) == ended.charged_after
+                assert ended.charged_after - _ledger_credits(state) == lost
         assert _run_states(state)[-1][0] == "running"  # kill -9 left it so; the next resumes
 
         code, stderr = _finish(_start(config))
@@ -305,6 +319,7 @@ def test_an_input_overwritten_during_the_run_gives_no_output_and_no_finished_run
         write_leads(source, _leads(new_phones))  # in place: same inode, new content
         code, stderr = _finish(child)
         assert code == 2, stderr
+        assert _charged(emulator) < len(old_phones) // 2  # it stopped buying for the old file
         line = _one_line(stderr)
         assert f"{source}: the input file changed size" in line
         assert not out.exists()
@@ -342,3 +357,56 @@ def test_a_disk_full_from_the_start_gives_one_line_and_leaves_a_usable_state_dir
         code, stderr = _finish(_start(config))
         assert code == 0, stderr
         assert _charged(emulator) - len(phones) <= IN_FLIGHT
+
+
+def test_a_disk_already_full_gives_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Full before the run starts, even the lock file's holder line cannot be written."""
+    source = write_leads(tmp_path / "in.csv", _leads(_phones(100)))
+    with _small_disk(tmp_path / "disk", "1m") as disk, Emulator() as emulator:
+        state = disk / "state"
+        state.mkdir()
+        # Fill it to the last byte.
+        with open(disk / "junk", "wb") as junk, contextlib.suppress(OSError):
+            while True:
+                junk.write(b"\0" * 65536)
+                junk.flush()
+        config = _config(tmp_path, emulator, source, state, tmp_path / "out.csv")
+        code, stderr = _finish(_start(config))
+        assert code in (2, 3), stderr
+        line = _one_line(stderr)
+        assert "no space left on device" in line.lower(), line
+        assert _charged(emulator) == 0
+
+
+def test_a_report_that_cannot_be_written_is_an_error_and_the_next_run_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ended well but its report.json could not be written (a full disk, injected
+    here): not exit 0 with no report and a run marked finished for ever after."""
+    from pipeline import run as run_module
+    from pipeline.config import load_config
+    from pipeline.errors import StoreError
+
+    source = write_leads(tmp_path / "in.csv", _leads(_phones(200)))
+    with Emulator() as emulator:
+        config = load_config(
+            _config(tmp_path, emulator, source, tmp_path / "state", tmp_path / "out.csv")
+        )
+        monkeypatch.setenv(KEY_ENV, EMULATOR_KEY)
+
+        def full(run_dir: Path, report: object) -> Path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(run_module, "write_report", full)
+        with pytest.raises(StoreError) as failed:
+            run_module.run(config)
+        assert "No space left on device" in str(failed.value)
+        assert "report.json" in str(failed.value)
+        assert [s for s, _ in _run_states(tmp_path / "state")] == ["failed"]
+        bought = _charged(emulator)
+
+        monkeypatch.undo()
+        monkeypatch.setenv(KEY_ENV, EMULATOR_KEY)
+        again = run_module.run(config)
+        assert again.exit_code == 0 and again.report is not None and again.report.exists()
+        assert _charged(emulator) == bought  # nothing bought again

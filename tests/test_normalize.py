@@ -15,12 +15,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import normalize_reference as reference
 import phonenumbers
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata
+from polars.testing import assert_frame_equal
 
 from pipeline.normalize import (
     CONSENT_DATE_COLUMN,
@@ -30,6 +32,8 @@ from pipeline.normalize import (
     normalize_consent_dates,
     normalize_phones,
 )
+from pipeline.sample import write_sample
+from pipeline.trace import MAX_ROWS, TRACE_ID_COLUMN, trace_id_expr, trace_prefix
 
 DEFAULT_REGIONS = ("US", "CA")
 OTHER_REGIONS = ("US", "PR", "JM")
@@ -1002,3 +1006,143 @@ def test_consent_dates_are_vectorized() -> None:
         plan = lf.explain()
         assert CONSENT_DATE_COLUMN in plan
         assert not _plan_has_python(plan), plan
+
+
+# ------------------------------------------- the same output as the code it replaced
+# tests/normalize_reference.py is the normalizer before the validity table and the
+# masked steps; every row must come out the same, whatever the cell holds.
+
+# Pieces that each reach a different branch: tel:, +, 011, a 1, the .0 of a spreadsheet,
+# extension markers, Unicode spaces and digits, letters, scientific notation.
+PIECES = [
+    *"0123456789",
+    "212",
+    "555",
+    "0123",
+    "876",
+    "416",
+    " ",
+    "-",
+    "(",
+    ")",
+    ".",
+    "/",
+    "+",
+    "+1",
+    "1",
+    "011",
+    "tel:",
+    "TEL: ",
+    ".0",
+    ".00",
+    "x",
+    "X",
+    "#",
+    " ext ",
+    "ext.",
+    "Extension",
+    "\t",
+    "\u00a0",
+    "\u2003",
+    "\u0663",
+    "e",
+    "E+09",
+    "a",
+    "\u017f",  # long s: folds to s in a case-insensitive regex
+]
+pieced = st.lists(st.sampled_from(PIECES), max_size=10).map("".join)
+any_cell = st.one_of(pieced, phoneish_text)
+
+
+def same_as_before(frame: pl.LazyFrame, regions: tuple[str, ...]) -> None:
+    ours = normalize_phones(frame, "phone", regions).collect()
+    theirs = reference.normalize_phones(frame, "phone", regions).collect()
+    assert ours.columns == [*frame.collect_schema().names(), *PHONE_COLUMNS]
+    assert_frame_equal(ours.select(theirs.columns), theirs)
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(any_cell, min_size=1, max_size=80), st.sampled_from(REGION_SETS))
+def test_same_output_as_before_for_any_text(
+    values: list[str | None], regions: tuple[str, ...]
+) -> None:
+    same_as_before(pl.LazyFrame({"phone": values}, schema={"phone": pl.String}), regions)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(0, 2 * 10**10),
+            biased_numbers.map(int),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from([pl.Int64, pl.Float64, pl.Float32]),
+)
+def test_same_output_as_before_for_numeric_columns(
+    values: list[int | None], dtype: pl.DataType
+) -> None:
+    frame = pl.LazyFrame({"phone": values}, schema={"phone": pl.Int64})
+    same_as_before(frame.with_columns(pl.col("phone").cast(dtype)), DEFAULT_REGIONS)
+
+
+def test_same_output_as_before_on_the_sample_file(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    write_sample(path, 30_000, seed=3)
+    frame = pl.scan_csv(path, infer_schema=False)
+    same_as_before(frame.select("phone"), DEFAULT_REGIONS)
+    ours = normalize_consent_dates(frame, "consent_date").collect()
+    theirs = frame.with_columns(
+        reference.consent_date_expr("consent_date", pl.String).alias(CONSENT_DATE_COLUMN)
+    ).collect()
+    assert_frame_equal(ours, theirs)
+
+
+@settings(SETTINGS, max_examples=150)
+@given(
+    st.lists(
+        st.one_of(
+            st.dates(dt.date(1900, 1, 1), dt.date(2099, 12, 31)).flatmap(
+                lambda d: st.sampled_from(
+                    [f"{d:%m/%d/%Y}", f"{d:%m/%d/%y}", f"{d:%Y-%m-%d}", f"{d:%Y%m%d}"]
+                )
+            ),
+            st.text(alphabet="0123456789/- \t", max_size=12),
+            st.text(max_size=12),
+            st.none(),
+        ),
+        min_size=1,
+        max_size=30,
+    ).flatmap(lambda cells: st.lists(st.sampled_from(cells), min_size=1, max_size=80))
+)
+def test_consent_dates_read_in_steps_as_in_one_expression(cells: list[str | None]) -> None:
+    """normalize_consent_dates reads each distinct cell once and joins it back: the
+    rows keep their order and get what consent_date_expr (and the code before) says."""
+    frame = pl.LazyFrame(
+        {"n": range(len(cells)), "d": cells}, schema={"n": pl.Int64, "d": pl.String}
+    )
+    out = normalize_consent_dates(frame, "d").collect()
+    assert out["n"].to_list() == list(range(len(cells)))
+    one_expression = frame.select(consent_date_expr("d", pl.String)).collect()["d"]
+    before = frame.select(reference.consent_date_expr("d", pl.String)).collect()["d"]
+    assert out[CONSENT_DATE_COLUMN].to_list() == one_expression.to_list() == before.to_list()
+
+
+def test_trace_ids_are_the_ones_of_before() -> None:
+    """The zero padding is computed another way; the ids (which a resumed run must
+    find again) are unchanged, up to the last row number they can hold."""
+    rows = [1, 2, 9, 10, 99_999, 3_000_000, 4_294_967_296, MAX_ROWS - 1]
+    frame = pl.DataFrame({"r": rows}, schema={"r": pl.Int64})
+    before = (pl.lit(trace_prefix("abc")) + pl.col("r").cast(pl.String).str.zfill(12)).alias("r")
+    ours = frame.select(trace_id_expr("abc", "r"))[TRACE_ID_COLUMN].to_list()
+    assert ours == frame.select(before)["r"].to_list()
+    assert all(
+        re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-\d{12}", i)
+        for i in ours
+    )
+    index = pl.DataFrame({"x": [0, 0]}).with_row_index("r", offset=1)  # the reader's dtype
+    assert index.select(trace_id_expr("abc", "r"))[TRACE_ID_COLUMN].to_list() == ours[:2]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 
+import normalize_reference as reference
 import phonenumbers
 import polars as pl
 import pytest
@@ -11,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.normalize import REJECT_REASONS, consent_date_expr, normalize_phones
-from pipeline.phone_metadata import NANP_REGIONS
+from pipeline.phone_metadata import NANP_REGIONS, region_rule, region_rules
+from pipeline.validity_table import ANSWERS, KEY_DIGITS, _Dfa, validity_table
 
 
 def _area_code_is_used(code: int) -> bool:
@@ -308,3 +312,87 @@ def test_consent_date_typed_column() -> None:
 
     frame = pl.DataFrame({"d": [dt.date(2021, 1, 2), None]})
     assert frame.select(consent_date_expr("d", pl.Date))["d"].to_list() == ["2021-01-02", None]
+
+
+# --- The validity table (pipeline.validity_table) ------------------------------------
+
+
+def test_validity_is_a_lookup_not_libphonenumbers_patterns_per_row() -> None:
+    """The normalizer finds validity in a table built once, not by matching each row
+    against libphonenumber's patterns (1,500 characters of regex for the US alone)."""
+    plan = normalize_phones(pl.LazyFrame({"p": ["2125550123"]}), "p").explain()
+    for rule in region_rules():
+        for pattern in (rule.general_pattern, rule.type_pattern):
+            if pattern is not None and len(pattern) > 30:
+                assert pattern[:30] not in plan, rule.region
+
+
+def test_table_agrees_with_libphonenumber_on_numbers_by_prefix() -> None:
+    """Numbers of every area code libphonenumber knows, with many exchanges, and every
+    number under the prefixes the table leaves to a deeper level: the table's region is
+    libphonenumber's (region_code_for_number where is_valid_number, else none)."""
+    table = validity_table()
+    rng = random.Random(15)
+    numbers = [
+        f"{area}{exchange:03d}{rng.randrange(10_000):04d}"
+        for area in NANP_AREA_CODES
+        for exchange in range(0, 1000, 37)
+    ]
+    numbers += [f"{rng.randrange(10**10):010d}" for _ in range(3_000)]
+    assert len(table.levels) > 1  # the deeper level is exercised below
+    deeper = [p for p in range(10**KEY_DIGITS) if table.levels[0][p] >= ANSWERS]
+    numbers += [f"{p:06d}{d}{rng.randrange(1000):03d}" for p in deeper for d in range(10)]
+    for digits in numbers:
+        number = nanp(digits)
+        want = phonenumbers.region_code_for_number(number)
+        assert table.lookup(digits) == (want if phonenumbers.is_valid_number(number) else None), (
+            digits
+        )
+
+
+def test_table_agrees_with_the_patterns_on_every_6_digit_prefix() -> None:
+    """Every NPA-NXX (with a random line) and every 7-digit prefix under the ones the
+    table leaves undecided at 6 digits: the same region as libphonenumber's patterns
+    matched by a regex engine (the code the table replaced, tests/normalize_reference)."""
+    rng = random.Random(7)
+    table = validity_table()
+    deeper = [p for p in range(10**KEY_DIGITS) if table.levels[0][p] >= ANSWERS]
+    numbers = [f"{p:06d}{rng.randrange(10_000):04d}" for p in range(10**KEY_DIGITS)]
+    numbers += [f"{p:06d}{d}{line:03d}" for p in deeper for d in range(10) for line in (0, 999)]
+    regions = tuple(NANP_REGIONS)
+    frame = pl.LazyFrame({"p": numbers})
+    ours = normalize_phones(frame, "p", regions).select("phone_region").collect()
+    theirs = reference.normalize_phones(frame, "p", regions).select("phone_region").collect()
+    assert ours["phone_region"].to_list() == theirs["phone_region"].to_list()
+
+
+def _accepts(automaton: _Dfa, text: str) -> bool:
+    state = automaton.start
+    for char in text:
+        state = automaton.step(state, int(char))
+    return automaton.accepts(state)
+
+
+@pytest.mark.parametrize("region", NANP_REGIONS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_automata_accept_what_the_patterns_match(region: str, data: st.DataObject) -> None:
+    """The digit automata the table is built from read each region's patterns as
+    Python's re does (libphonenumber's engine): on strings the pattern matches, and on
+    any digit strings."""
+    rule = region_rule(region)
+    for pattern in (rule.general_pattern, rule.type_pattern):
+        if pattern is None:
+            continue
+        automaton, regex = _Dfa(pattern), re.compile(pattern, re.ASCII)
+        matching = data.draw(st.from_regex(regex, fullmatch=True))
+        assert _accepts(automaton, matching), (region, matching)
+        for text in data.draw(st.lists(st.text("0123456789", max_size=12), max_size=50)):
+            assert _accepts(automaton, text) == bool(regex.fullmatch(text)), (region, text)
+
+
+@pytest.mark.parametrize("pattern", [r"(?=2)\d{10}", r"\w{10}", r"(a)\1"])
+def test_a_construct_the_automata_do_not_know_is_refused(pattern: str) -> None:
+    # A newer libphonenumber might use one: better to stop than to guess.
+    with pytest.raises(RuntimeError, match="unsupported"):
+        _Dfa(pattern)

@@ -113,6 +113,7 @@ def test_answers_land_on_every_row_with_credits_on_the_first(
     tcpa = report["providers"]["tcpa_authority"]
     assert (tcpa["requests"], tcpa["numbers"], tcpa["credits"]) == (1, 3, 3)
     assert tcpa["duplicate_rows"] == 1 and tcpa["cache_hits"] == 0
+    assert tcpa["peak_in_flight"] == 1  # one request: what a kill -9 could have cost
     assert row_credits(out) == report["credits_total"] == charged == 3
 
 

@@ -26,6 +26,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from pipeline.engine.budget import Budget
+from pipeline.engine.inflight import InFlight
 from pipeline.engine.pacer import Pacer
 from pipeline.engine.sink import LedgerSink
 from pipeline.errors import (
@@ -137,7 +138,7 @@ class Lane:
         self._wake = anyio.Event()
         self._halt = anyio.Event()
         """Set when the lane stops: what waits to retry gives up its wait at once."""
-        self._slots = anyio.Semaphore(settings.max_concurrency)
+        self.in_flight = InFlight(settings.max_concurrency, lambda: self.pacer.rate)
         self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
         self._tg: TaskGroup | None = None
 
@@ -189,25 +190,26 @@ class Lane:
                 if self.stopped is not None:
                     self._drop_queue()
                 if self._ready():
-                    if not await self._take_turn():
+                    turn = await self._take_turn()
+                    if turn is None:
                         continue  # stopped while waiting: the queue is dropped above
                     batch = self._take()
                     if not batch.keys:  # the lane stopped while we waited for a slot
                         self.pacer.release(answered=False)
-                        self._slots.release()
+                        self.in_flight.release()
                         continue
-                    tg.start_soon(self._exchange, batch, True)
+                    tg.start_soon(self._exchange, batch, turn)
                 elif self._input_done and not self._queued:
                     break
                 else:
                     self._wake = anyio.Event()
                     await self._wake.wait()
 
-    async def _take_turn(self) -> bool:
-        """A request slot, then the pacer's next turn; False, holding neither, if the lane
-        stops first: a stop must not sit out a 429's pause or a full lane."""
+    async def _take_turn(self) -> float | None:
+        """A request slot, then the pacer's next turn: when it came; None, holding
+        neither, if the lane stops first (a stop must not sit out a 429's pause)."""
         if self.stopped is not None:
-            return False
+            return None
         held = [False, False]  # slot, turn
         async with anyio.create_task_group() as tg:
 
@@ -216,16 +218,16 @@ class Lane:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(halt)
-            await self._slots.acquire()
+            await self.in_flight.acquire()
             held[0] = True
             await self.pacer.acquire()
             held[1] = True
             tg.cancel_scope.cancel()
         if held[1]:
-            return True
+            return time.monotonic()
         if held[0]:
-            self._slots.release()
-        return False
+            self.in_flight.release()
+        return None
 
     def _ready(self) -> bool:
         if self._queued >= self.batch_size:
@@ -267,26 +269,29 @@ class Lane:
             segment.ticket.settle(left)
         self._queued = 0
 
-    async def _exchange(self, batch: Batch, holding: bool) -> None:
+    async def _exchange(self, batch: Batch, turn: float | None) -> None:
         """Send ``batch`` until it is answered, refused, given up on or the lane stops.
 
-        A request slot is held until the answer is committed: so at most
-        ``max_concurrency`` requests are ever paid for but not yet in the ledger, which
-        bounds what a kill -9 can make us pay twice.
+        ``turn``: when the caller got this batch's slot and pacer turn (None: get them).
+        A request slot is held until the answer is committed: so at most what the lane
+        keeps in flight (:class:`InFlight`, sized from its rate and latency) is ever paid
+        for but not yet in the ledger, which bounds what a kill -9 can make us pay twice.
         """
         attempt = 1
         while True:
-            if not holding and not await self._take_turn():
-                batch.settle()  # the lane stopped before the retry went out
-                return
-            holding = False
+            if turn is None:
+                turn = await self._take_turn()
+                if turn is None:
+                    batch.settle()  # the lane stopped before the retry went out
+                    return
             try:
                 retry_in = await self._once(batch, attempt)
             except StoreError:  # the engine stopped every lane; the keys wait for a resume
                 batch.settle()
                 return
             finally:
-                self._slots.release()
+                self.in_flight.release(time.monotonic() - turn)
+                turn = None
             if retry_in is None:
                 return
             with anyio.move_on_after(retry_in):  # without a slot: others may go meanwhile
@@ -328,7 +333,7 @@ class Lane:
             await self.sink.commit(log, None)
             assert self._tg is not None
             for half in batch.halves():
-                self._tg.start_soon(self._exchange, half, False)
+                self._tg.start_soon(self._exchange, half, None)
             return None
         elif isinstance(error, BadRequestError):
             refused = Columns(batch.keys, ["invalid_input"], [None], [str(error)],

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def answer_scope(base_url: str, api_key: str) -> str:
         host = f"[{host}]"  # IPv6
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
         host = f"{host}:{parts.port}"
-    path = "/".join(segment for segment in parts.path.split("/") if segment)
+    path = posixpath.normpath("/" + parts.path).strip("/")  # no ., .., // or trailing /
     endpoint = f"{scheme}://{host}/{path}" + (f"?{parts.query}" if parts.query else "")
     account = hashlib.sha256(b"phone-enrich/account/v1\0" + api_key.encode()).hexdigest()[:16]
     return f"{endpoint} account={account}"

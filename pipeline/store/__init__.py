@@ -1,0 +1,1 @@
+"""The answer store (:class:`AnswerStore`) and its backends."""
