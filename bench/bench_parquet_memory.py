@@ -1,28 +1,34 @@
-"""Peak memory of a normalize-only run on Parquet input: long files and a 5,000-column file.
+"""Peak memory of normalize-only runs on Parquet input, against raw polars in the same run.
 
-    python bench/bench_parquet_memory.py [--rows 3000000,10000000] [--wide-mb 250,500]
-                                         [--wide-csv] [--before DIR]
-                                         [--output-format parquet|csv]
+    python bench/bench_parquet_memory.py [--rows 1000000,3000000,10000000]
+                                         [--wide-mb 250,500] [--wide-layout groups,one]
+                                         [--wide-outputs parquet,csv] [--before DIR]
 
-Each measurement is a fresh subprocess, ``python -m pipeline run CONFIG --input P --output
-OUT`` with a config that has no providers: wall time with ``time.perf_counter`` around it,
-peak RSS from ``os.wait4``'s rusage of that one child. ``--before DIR`` runs the same
-command with the code in DIR (a checkout or ``git archive`` of another commit) in turn
-with this one, so before and after are measured in the same run.
+Each measurement is a fresh subprocess: wall time with ``time.perf_counter`` around it,
+peak RSS from ``os.wait4``'s rusage of that one child. For every case, in turn (the order
+rotates from case to case, so drift in a shared machine hits all alike):
+
+  ours:   ``python -m pipeline run CONFIG --input P --output OUT``, a config with no
+          providers (normalize-only), fresh state;
+  raw:    ``pl.scan_parquet(P).sink_parquet(OUT)`` (``sink_csv`` for CSV output): the
+          baseline, reading and writing the file and nothing else;
+  before: with ``--before DIR``, our run with the code in DIR (a checkout of another
+          commit, e.g. ``git worktree add /tmp/main main``).
 
 Inputs, cached under ``bench/.data/`` (``--regenerate`` remakes them):
-  long: ``python -m pipeline sample --rows N --out sample-N.parquet`` (13 columns, row
-        groups of 250,000 rows);
-  wide: ``wide-<MB>mb.parquet``, made with pyarrow: a phone column and 4,999 short columns
-        (strings from 500 values and integers, alternating), row groups of 1,000 rows
-        (about 33 MB each before compression), rows added until the file has about MB;
-        with ``--wide-csv`` also the same rows as CSV (``wide-<MB>mb.csv``), to see the
-        Parquet writer alone (CSV input is read in 4 MB blocks by its own reader).
+  long: ``python -m pipeline sample --rows N --out sample-N.parquet`` (13 text columns,
+        row groups of 250,000 rows), to Parquet;
+  wide: ``wide-<MB>mb.parquet``, a phone column and 4,999 short columns (strings from
+        500 values and integers, alternating), rows added until the file has about MB:
+        layout ``groups`` in row groups of 1,000 rows (about 33 MB each before
+        compression: a footer of 5,000 column chunks a group), layout ``one`` the same
+        rows in one row group (what pyarrow and polars write by default for so few
+        rows); each to Parquet and to CSV.
 
-Targets (each printed as PASS/FAIL; the exit status is 1 if any fails), for this code:
-  peak RSS < --max-rss-mb (600) at every size;
-  flat: largest / smallest peak RSS <= --max-flatness (1.5) among the long files, and among
-  the wide ones.
+Targets (PASS/FAIL; the exit status is 1 if any fails), for our run:
+  peak RSS < --max-rss-mb (600) in every case;
+  flat: largest / smallest peak RSS <= --max-flatness (1.5) among the long files, and
+  among the wide files of one layout and output.
 """
 
 from __future__ import annotations
@@ -43,11 +49,24 @@ PYTHON = sys.executable
 WIDE_COLUMNS = 5_000
 WIDE_GROUP_ROWS = 1_000
 
+RAW_CODE = (
+    "import sys, polars as pl; lf = pl.scan_parquet(sys.argv[1]); "
+    "lf.sink_parquet(sys.argv[2]) if sys.argv[2].endswith('.parquet') else lf.sink_csv(sys.argv[2])"
+)
+
 
 @dataclass(frozen=True)
 class Measure:
     seconds: float
     peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    kind: str  # "long" or "wide <layout> -> <output>": the group its flatness is checked in
+    path: Path
+    output: str  # "parquet" or "csv"
 
 
 class BenchError(Exception):
@@ -70,43 +89,40 @@ def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
     return Measure(seconds, rss_bytes / 2**20)
 
 
+def _generated(path: Path, what: str, cmd: list[str], cwd: Path = ROOT) -> Path:
+    DATA.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.relative_to(ROOT)} ({what}) ...", flush=True)
+    m = run_measured(cmd, DATA / "generate.log", cwd=cwd)
+    print(f"  {m.seconds:.1f}s, {path.stat().st_size / 2**20:,.0f} MB", flush=True)
+    return path
+
+
 def long_file(rows: int, regenerate: bool) -> Path:
     """The cached sample file with ``rows`` rows, made by ``python -m pipeline sample``."""
     path = DATA / f"sample-{rows}.parquet"
     if path.exists() and not regenerate:
         return path
-    DATA.mkdir(parents=True, exist_ok=True)
-    print(f"generating {path.relative_to(ROOT)} ({rows:,} rows) ...", flush=True)
     cmd = [PYTHON, "-m", "pipeline", "sample", "--rows", str(rows), "--out", str(path)]
-    m = run_measured(cmd, DATA / "sample.log")
-    print(f"  {m.seconds:.1f}s, {path.stat().st_size / 2**20:,.0f} MB", flush=True)
-    return path
+    return _generated(path, f"{rows:,} rows", cmd)
 
 
-def wide_file(megabytes: int, regenerate: bool) -> Path:
-    """The cached 5,000-column file of about ``megabytes`` MB (made in a child process)."""
-    path = DATA / f"wide-{megabytes}mb.parquet"
-    if path.exists() and not regenerate:
-        return path
-    DATA.mkdir(parents=True, exist_ok=True)
-    print(f"generating {path.relative_to(ROOT)} (~{megabytes} MB) ...", flush=True)
-    code = "import sys, bench_parquet_memory as b; b.make_wide(sys.argv[1], int(sys.argv[2]))"
-    cmd = [PYTHON, "-c", code, str(path), str(megabytes)]
-    m = run_measured(cmd, DATA / "wide.log", cwd=ROOT / "bench")
-    print(f"  {m.seconds:.1f}s, {path.stat().st_size / 2**20:,.0f} MB", flush=True)
-    return path
-
-
-def wide_csv(parquet: Path, regenerate: bool) -> Path:
-    """The wide file's rows as CSV, cached beside it."""
-    path = parquet.with_suffix(".csv")
-    if path.exists() and not regenerate:
-        return path
-    print(f"generating {path.relative_to(ROOT)} ...", flush=True)
-    code = "import sys, polars as pl; pl.scan_parquet(sys.argv[1]).sink_csv(sys.argv[2])"
-    m = run_measured([PYTHON, "-c", code, str(parquet), str(path)], DATA / "wide.log")
-    print(f"  {m.seconds:.1f}s, {path.stat().st_size / 2**20:,.0f} MB", flush=True)
-    return path
+def wide_file(megabytes: int, layout: str, regenerate: bool) -> Path:
+    """The cached 5,000-column file of about ``megabytes`` MB in ``layout``."""
+    groups = DATA / f"wide-{megabytes}mb.parquet"
+    if regenerate or not groups.exists():
+        code = "import sys, bench_parquet_memory as b; b.make_wide(sys.argv[1], int(sys.argv[2]))"
+        cmd = [PYTHON, "-c", code, str(groups), str(megabytes)]
+        _generated(
+            groups, f"~{megabytes} MB, groups of {WIDE_GROUP_ROWS:,} rows", cmd, ROOT / "bench"
+        )
+    if layout == "groups":
+        return groups
+    one = DATA / f"wide-{megabytes}mb-1group.parquet"
+    if regenerate or not one.exists():
+        code = "import sys, bench_parquet_memory as b; b.one_group(sys.argv[1], sys.argv[2])"
+        cmd = [PYTHON, "-c", code, str(groups), str(one)]
+        _generated(one, "the same rows in one row group", cmd, ROOT / "bench")
+    return one
 
 
 def make_wide(out: str, megabytes: int) -> None:
@@ -139,6 +155,16 @@ def make_wide(out: str, megabytes: int) -> None:
     tmp.replace(out)
 
 
+def one_group(source: str, out: str) -> None:
+    """``source``'s rows in one row group (pyarrow's defaults otherwise)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    tmp = Path(out).with_suffix(".tmp")
+    pq.write_table(table, tmp, row_group_size=table.num_rows)
+    tmp.replace(out)
+
+
 def write_config(work: Path, name: str, input_path: Path, output_path: Path) -> Path:
     config = work / f"{name}.toml"
     config.write_text(
@@ -157,7 +183,7 @@ def _toml_str(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def output_rows(path: Path) -> int:
+def count_rows(path: Path) -> int:
     import polars as pl
 
     if path.suffix == ".parquet":
@@ -165,22 +191,19 @@ def output_rows(path: Path) -> int:
     return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
 
 
-def input_rows(path: Path) -> int:
-    import polars as pl
-    import pyarrow.parquet as pq
-
-    if path.suffix == ".csv":
-        return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
-    return int(pq.read_metadata(path).num_rows)
-
-
-def measure(code: Path, work: Path, input_path: Path, ext: str, tag: str) -> Measure:
-    """One normalize-only run of the code in ``code`` on ``input_path``; checks the rows."""
-    output = work / f"{tag}.{ext}"
-    config = write_config(work, tag, input_path, output)
-    cmd = [PYTHON, "-m", "pipeline", "run", str(config), "--input", str(input_path)]
-    m = run_measured([*cmd, "--output", str(output)], work / f"{tag}.log", cwd=code)
-    if (got := output_rows(output)) != (want := input_rows(input_path)):
+def measure(program: str, code: Path | None, work: Path, case: Case) -> Measure:
+    """One run of ``program`` (``raw`` or our run of the code in ``code``) on the case;
+    checks that the output holds every input row."""
+    tag = f"{program}-{case.path.stem}-{case.output}"
+    output = work / f"{tag}.{case.output}"
+    if code is None:
+        cmd, cwd = [PYTHON, "-c", RAW_CODE, str(case.path), str(output)], ROOT
+    else:
+        config = write_config(work, tag, case.path, output)
+        cmd = [PYTHON, "-m", "pipeline", "run", str(config), "--input", str(case.path)]
+        cmd, cwd = [*cmd, "--output", str(output)], code
+    m = run_measured(cmd, work / f"{tag}.log", cwd=cwd)
+    if (got := count_rows(output)) != (want := count_rows(case.path)):
         raise BenchError(f"{tag}: output has {got:,} rows, input {want:,}")
     output.unlink(missing_ok=True)
     shutil.rmtree(work / f"{tag}-state", ignore_errors=True)
@@ -192,9 +215,13 @@ def verdict(ok: bool, what: str) -> bool:
     return ok
 
 
+def _list(text: str, parser: argparse.ArgumentParser, flag: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def _sizes(text: str, parser: argparse.ArgumentParser, flag: str) -> list[int]:
     try:
-        sizes = sorted({int(n) for n in text.replace("_", "").split(",") if n.strip()})
+        sizes = sorted({int(n.replace("_", "")) for n in _list(text, parser, flag)})
     except ValueError:
         parser.error(f"{flag} {text!r}: expected comma-separated numbers")
     if any(n <= 0 for n in sizes):
@@ -202,76 +229,109 @@ def _sizes(text: str, parser: argparse.ArgumentParser, flag: str) -> list[int]:
     return sizes
 
 
+def _choices(
+    text: str, allowed: tuple[str, ...], parser: argparse.ArgumentParser, flag: str
+) -> list[str]:
+    items = _list(text, parser, flag)
+    if unknown := [item for item in items if item not in allowed]:
+        parser.error(f"{flag}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return items
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", default="3000000,10000000", help="long files ('' to skip)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--rows", default="1000000,3000000,10000000", help="long files ('' to skip)"
+    )
     parser.add_argument("--wide-mb", default="250,500", help="wide files ('' to skip)")
-    parser.add_argument("--wide-csv", action="store_true", help="also the wide rows as CSV")
+    parser.add_argument("--wide-layout", default="groups,one", help="groups and/or one")
+    parser.add_argument("--wide-outputs", default="parquet,csv", help="parquet and/or csv")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
-    parser.add_argument("--output-format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--max-rss-mb", type=float, default=600.0)
     parser.add_argument("--max-flatness", type=float, default=1.5)
     parser.add_argument("--regenerate", action="store_true", help="remake cached inputs")
     args = parser.parse_args(argv)
-    rows = _sizes(args.rows, parser, "--rows")
-    wide = _sizes(args.wide_mb, parser, "--wide-mb")
+    rows = _sizes(args.rows, parser, "--rows") if args.rows.strip() else []
+    wide = _sizes(args.wide_mb, parser, "--wide-mb") if args.wide_mb.strip() else []
+    layouts = _choices(args.wide_layout, ("groups", "one"), parser, "--wide-layout")
+    outputs = _choices(args.wide_outputs, ("parquet", "csv"), parser, "--wide-outputs")
     if args.before is not None and not (args.before / "pipeline" / "__init__.py").is_file():
         parser.error(f"--before {args.before}: no pipeline package there")
     try:
-        return _bench(rows, wide, args)
+        cases = [
+            Case(f"long {n:,} rows", "long", long_file(n, args.regenerate), "parquet") for n in rows
+        ]
+        for layout in layouts:
+            for output in outputs:
+                for mb in wide:
+                    path = wide_file(mb, layout, args.regenerate)
+                    kind = f"wide {layout} -> {output}"
+                    cases.append(Case(f"wide {mb} MB {layout} -> {output}", kind, path, output))
+        return _bench(cases, args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _bench(rows: list[int], wide: list[int], args: argparse.Namespace) -> int:
-    inputs = [(f"long {n:,} rows", long_file(n, args.regenerate)) for n in rows]
-    inputs += [(f"wide {mb} MB", wide_file(mb, args.regenerate)) for mb in wide]
-    if args.wide_csv:
-        csvs = [
-            (f"wide-csv {mb} MB", wide_csv(wide_file(mb, False), args.regenerate)) for mb in wide
-        ]
-        inputs += csvs
-    ext = args.output_format
-    codes = [("after", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
-    print(f"\noutput: {ext}, python: {PYTHON}", flush=True)
+def _bench(cases: list[Case], args: argparse.Namespace) -> int:
+    programs: list[tuple[str, Path | None]] = [("ours", ROOT), ("raw", None)]
+    if args.before is not None:
+        programs.append(("before", args.before.resolve()))
+    print(f"\npython: {PYTHON}", flush=True)
     results: dict[tuple[str, str], Measure] = {}
     with tempfile.TemporaryDirectory(prefix="bench-parquet-") as tmp:
-        for label, path in inputs:
-            for version, code in codes:  # in turn, so drift in the machine hits both alike
-                m = measure(code, Path(tmp), path, ext, f"{version}-{path.stem}")
-                results[(label, version)] = m
+        for turn, case in enumerate(cases):
+            shift = turn % len(programs)
+            for program, code in programs[shift:] + programs[:shift]:
+                m = measure(program, code, Path(tmp), case)
+                results[(case.label, program)] = m
                 print(
-                    f"  {label:<22} {version:<6} {m.seconds:7.1f}s  {m.peak_rss_mb:7,.0f} MB",
+                    f"  {case.label:<32} {program:<7} {m.seconds:7.1f}s {m.peak_rss_mb:7,.0f} MB",
                     flush=True,
                 )
-    print()
-    print(f"{'input':<24}{'after':>18}{'before':>20}{'time after/before':>20}")
-    for label, _ in inputs:
-        after = results[(label, "after")]
-        line = f"{label:<24}{after.seconds:>8.1f}s {after.peak_rss_mb:>6,.0f} MB"
-        if (before := results.get((label, "before"))) is not None:
-            ratio = after.seconds / before.seconds
-            line += f"{before.seconds:>10.1f}s {before.peak_rss_mb:>6,.0f} MB{ratio:>15.2f}"
+    _table(cases, results, [name for name, _ in programs])
+    return 0 if _verdicts(cases, results, args) else 1
+
+
+def _table(cases: list[Case], results: dict[tuple[str, str], Measure], programs: list[str]) -> None:
+    head = "\n| case | ours: peak RSS | raw: peak RSS | ours / raw | ours: wall | raw: wall |"
+    rule = "|---|---|---|---|---|---|"
+    if "before" in programs:
+        head += " before: peak RSS | before: wall |"
+        rule += "---|---|"
+    print(head)
+    print(rule)
+    for case in cases:
+        ours, raw = results[(case.label, "ours")], results[(case.label, "raw")]
+        line = (
+            f"| {case.label} | {ours.peak_rss_mb:,.0f} MB | {raw.peak_rss_mb:,.0f} MB"
+            f" | {ours.peak_rss_mb / raw.peak_rss_mb:.2f}"
+            f" | {ours.seconds:.1f} s | {raw.seconds:.1f} s |"
+        )
+        if (before := results.get((case.label, "before"))) is not None:
+            line += f" {before.peak_rss_mb:,.0f} MB | {before.seconds:.1f} s |"
         print(line)
     print()
+
+
+def _verdicts(
+    cases: list[Case], results: dict[tuple[str, str], Measure], args: argparse.Namespace
+) -> bool:
     ok = True
-    for label, _ in inputs:
-        peak = results[(label, "after")].peak_rss_mb
+    for case in cases:
+        peak = results[(case.label, "ours")].peak_rss_mb
         ok &= verdict(
-            peak < args.max_rss_mb, f"{label}: peak RSS {peak:,.0f} MB < {args.max_rss_mb:g}"
+            peak < args.max_rss_mb, f"{case.label}: peak RSS {peak:,.0f} MB < {args.max_rss_mb:g}"
         )
-    for kind in ("long", "wide"):
-        peaks = [
-            results[(label, "after")].peak_rss_mb for label, _ in inputs if label.startswith(kind)
-        ]
+    for kind in dict.fromkeys(case.kind for case in cases):
+        peaks = [results[(c.label, "ours")].peak_rss_mb for c in cases if c.kind == kind]
         if len(peaks) >= 2:
             flat = max(peaks) / min(peaks)
             ok &= verdict(
                 flat <= args.max_flatness, f"{kind}: flatness {flat:.2f} <= {args.max_flatness:g}"
             )
     print(f"{'PASS' if ok else 'FAIL'}  overall")
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

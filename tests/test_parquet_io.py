@@ -28,25 +28,24 @@ ROWS = 5_000
 def leads(rows: int, extra_text_columns: int = 0) -> pl.DataFrame:
     """Typed columns with nulls: text (empty, unicode), numbers (NaN), dates, a category."""
     i = pl.int_range(0, rows, dtype=pl.Int64)
-    frame = pl.select(
-        **{
-            "id": pl.when(i % 97 == 5).then(None).otherwise(i),
-            "phone": pl.when(i % 31 == 3)
-            .then(None)
-            .otherwise(pl.format("(212) 555-{}", (i % 10_000).cast(pl.String).str.zfill(4))),
-            "score": pl.when(i % 11 == 0).then(float("nan")).otherwise(i / 7),
-            "active": pl.when(i % 13 == 0).then(None).otherwise(i % 2 == 0),
-            "joined": pl.date(2020, 1, 1) + pl.duration(days=i % 1_000),
-            "seen": pl.datetime(2024, 5, 1, time_zone="UTC") + pl.duration(seconds=i),
-            "amount": (i * 3 % 10_000).cast(pl.Decimal(10, 2)) / 100,
-            "tier": pl.format("t{}", i % 4).cast(pl.Categorical),
-            "note": pl.when(i % 5 == 0)
-            .then(pl.lit(""))
-            .when(i % 5 == 1)
-            .then(None)
-            .otherwise(pl.format("café ☎ {}", i)),
-        }
-    )
+    columns: dict[str, pl.Expr] = {
+        "id": pl.when(i % 97 == 5).then(None).otherwise(i),
+        "phone": pl.when(i % 31 == 3)
+        .then(None)
+        .otherwise(pl.format("(212) 555-{}", (i % 10_000).cast(pl.String).str.zfill(4))),
+        "score": pl.when(i % 11 == 0).then(float("nan")).otherwise(i / 7),
+        "active": pl.when(i % 13 == 0).then(None).otherwise(i % 2 == 0),
+        "joined": pl.date(2020, 1, 1) + pl.duration(days=i % 1_000),
+        "seen": pl.datetime(2024, 5, 1, time_zone="UTC") + pl.duration(seconds=i),
+        "amount": (i * 3 % 10_000).cast(pl.Decimal(10, 2)) / 100,
+        "tier": pl.format("t{}", i % 4).cast(pl.Categorical),
+        "note": pl.when(i % 5 == 0)
+        .then(pl.lit(""))
+        .when(i % 5 == 1)
+        .then(None)
+        .otherwise(pl.format("café ☎ {}", i)),
+    }
+    frame = pl.select(expr.alias(name) for name, expr in columns.items())
     if extra_text_columns:
         text = pl.format("value-{}-of-a-wide-row", pl.col("id").fill_null(-1))
         frame = frame.with_columns(text.alias(f"extra{k:03d}") for k in range(extra_text_columns))

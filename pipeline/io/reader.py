@@ -1,8 +1,9 @@
 """Stream an input file (CSV or Parquet) as polars batches with bounded memory.
 
 CSV is cut into blocks of whole records (:mod:`pipeline.io.csv_chunks`) that polars
-parses one at a time; pyarrow streams Parquet in batches of a bounded size, whatever
-its row groups (:func:`_parquet_units`).
+parses one at a time; Parquet comes in batches of a bounded size whatever its row groups
+and width, streamed by pyarrow or, for thousands of columns, sliced by polars
+(:mod:`pipeline.io.parquet_batches`).
 CSV columns are all read as text, so the output repeats the original values, and an
 empty field reads as what a CSV reader (polars, pandas) sees in it: an unquoted empty
 field is null, a quoted ``""`` is the empty string. A CSV writer writes them back the
@@ -21,16 +22,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from polars.exceptions import PanicException
 
 from pipeline.errors import InputError
 from pipeline.io.csv_chunks import record_blocks
 from pipeline.io.encoding import Errors, fingerprint, sniff, transcode
 from pipeline.io.line_ends import LineStyle, line_style
+from pipeline.io.parquet_batches import ParquetReading
 from pipeline.io.prefetch import ordered_map
 
 ROW_NUMBER = "__pe_row"
@@ -142,113 +145,19 @@ def _blank_frame(source: InputFile) -> pl.LazyFrame:
     return pl.LazyFrame(schema=schema).with_row_index(ROW_NUMBER, offset=1)
 
 
-PARQUET_BATCH_BYTES = 8 << 20
-"""A Parquet batch holds at most ``batch_rows`` rows and about this many bytes of Arrow
-memory (about as many rows as a 4 MB CSV block), plus :data:`PARQUET_BYTES_PER_COLUMN`
-for each column: ``batch_rows`` rows of a file with thousands of columns could be the
-whole file."""
-
-PARQUET_AHEAD = 2
-"""Parquet batches prepared ahead of the one being used (CSV: 4). Each is decoded Arrow
-already, and with its result it weighs several times its size: 3M rows of the 13-column
-sample peaked at 455 MB (7.2-7.5 s) with two ahead, 582 MB (6.6-7.0 s) with four."""
-
-PARQUET_BYTES_PER_COLUMN = 2 << 10
-"""Each batch pays a fixed cost for each column (pyarrow's read, the conversion, every
-step after), in time and in memory: with thousands of columns, batches of a few dozen
-rows would pay it over and over. Measured on 5,000 columns (a 250 MB file to Parquet,
-4 MB and four batches ahead): 1 KB a column 25.8 s and 854 MB, 2 KB 20.7 s and 892 MB,
-4 KB 18.3 s and 974 MB."""
-
-_SAMPLE_BYTES = 1 << 20
-"""About this much of the file's first rows is read to measure what a row takes."""
+Unit: TypeAlias = bytes | pa.Table | pl.DataFrame
+"""What one worker turns into a batch: a block of CSV records, or Parquet rows read by
+pyarrow or by polars."""
 
 
-def parquet_batch_bytes(columns: int) -> int:
-    """The bytes a Parquet batch holds at most, about, for a file of ``columns`` columns."""
-    return PARQUET_BATCH_BYTES + PARQUET_BYTES_PER_COLUMN * columns
+def _csv_units(source: InputFile) -> Iterator[bytes]:
+    for header, block in record_blocks(source.read_path):
+        yield header + block
 
 
-def _parquet_units(path: Path, batch_rows: int, batch_bytes: int | None) -> Iterator[pa.Table]:
-    """The file's rows in order, in tables of ``batch_rows`` rows or about ``batch_bytes``
-    (:func:`parquet_batch_bytes` by default), whichever is fewer, whatever its row
-    groups: large groups are read a part at a time, small ones joined (pyarrow runs
-    on across row groups by itself, except where a column is dictionary-encoded).
-
-    pyarrow reads ahead only when asked to, and its defaults ask: ``pre_buffer`` fetches
-    the column chunks of every row group the reader will visit (for a reader over the
-    whole file, the whole file, held until the end), and without a read buffer a column
-    chunk is read whole (one row group of 10M rows is the whole file again). With
-    neither, pyarrow holds a small buffer and the current page of each column.
-    """
-    _use_releasing_pool()
-    meta = pq.read_metadata(path)
-    if meta.num_rows == 0:
-        return
-    buffer = max(4 << 10, min(64 << 10, (16 << 20) // max(1, meta.num_columns)))
-    file = pq.ParquetFile(path, metadata=meta, pre_buffer=False, buffer_size=buffer)
-    budget = batch_bytes if batch_bytes is not None else parquet_batch_bytes(meta.num_columns)
-    rows = max(1, min(batch_rows, int(budget / _row_bytes(file))))
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in file.iter_batches(batch_size=rows):
-        while batch.num_rows:
-            take = min(batch.num_rows, rows - count)
-            held.append(batch.slice(0, take))
-            batch = batch.slice(take)
-            count += take
-            if count == rows:
-                yield pa.Table.from_batches(held)
-                held, count = [], 0
-    if held:
-        yield pa.Table.from_batches(held)
-
-
-def _row_bytes(file: pq.ParquetFile) -> float:
-    """Bytes a row takes in memory: the larger of what the first rows measure and the
-    file's own figure (uncompressed before decoding: dictionary-encoded text grows when
-    decoded, and a row group further on may hold longer values)."""
-    meta = file.metadata
-    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
-    stated = max((g.total_byte_size / g.num_rows for g in groups if g.num_rows), default=1.0)
-    sample_rows = max(1, min(4096, int(_SAMPLE_BYTES / max(stated, 1.0))))
-    first = next(file.iter_batches(batch_size=sample_rows), None)
-    measured = first.nbytes / first.num_rows if first is not None and first.num_rows else 0.0
-    return max(stated, measured, 1.0)
-
-
-_pool_chosen = False
-
-
-def _use_releasing_pool() -> None:
-    """Make Arrow allocate from jemalloc (the system allocator where pyarrow was built
-    without it), once per process.
-
-    Arrow's default, mimalloc, keeps more of what the batches freed: a normalize-only
-    run on 3M rows of Parquet peaked at 473-489 MB with it, 434-453 MB with jemalloc.
-    """
-    global _pool_chosen
-    if _pool_chosen:
-        return
-    _pool_chosen = True
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:
-        pa.set_memory_pool(pa.system_memory_pool())
-
-
-def _raw_units(
-    source: InputFile, batch_rows: int, batch_bytes: int | None
-) -> Iterator[bytes | pa.Table]:
-    """What one worker turns into a batch: a block of CSV records or Parquet rows."""
-    if source.format == "parquet":
-        yield from _parquet_units(source.read_path, batch_rows, batch_bytes)
-    else:
-        for header, block in record_blocks(source.read_path):
-            yield header + block
-
-
-def _parse(unit: bytes | pa.Table) -> pl.DataFrame:
+def _parse(unit: Unit) -> pl.DataFrame:
+    if isinstance(unit, pl.DataFrame):
+        return unit
     if isinstance(unit, bytes):
         return pl.read_csv(
             unit,
@@ -273,7 +182,7 @@ def _find_long_row(source: InputFile) -> str:
     return "a row has more fields than the header"
 
 
-def _translate(source: InputFile, exc: Exception) -> InputError:
+def _translate(source: InputFile, exc: BaseException) -> InputError:
     text = str(exc)
     if "more fields than defined" in text:
         detail = _find_long_row(source)
@@ -296,31 +205,38 @@ def iter_batches(
     """Yield ``transform`` applied to the input, batch by batch, in input order.
 
     A CSV batch is a block of about 4 MB of records; a Parquet batch holds at most
-    ``batch_rows`` rows and about ``batch_bytes`` of Arrow memory (by default
-    :func:`parquet_batch_bytes`).
+    ``batch_rows`` rows and about ``batch_bytes`` (by default
+    :func:`~pipeline.io.parquet_batches.parquet_batch_bytes`).
     Batches are parsed and transformed on ``workers`` threads. Each carries the
     1-based row numbers of the whole file in ``ROW_NUMBER`` (``transform`` sees
     them counted from 1 within its batch, so it must not depend on them). Read
     errors become one InputError line that names the file (and the row where it can).
     """
 
-    def work(unit: bytes | pa.Table) -> pl.DataFrame:
+    def work(unit: Unit) -> pl.DataFrame:
         frame = _parse(unit)
         if frame.columns != source.columns:  # a block whose header did not apply
             raise InputError(f"{source.path}: malformed CSV: a record could not be split")
         frame = frame.with_row_index(ROW_NUMBER, offset=1)
         return transform(frame.lazy()).collect(engine="in-memory")
 
+    units: Iterator[Unit]
+    if source.format == "parquet":
+        try:
+            parquet = ParquetReading(source.read_path)
+        except (pa.ArrowException, OSError) as exc:
+            raise _translate(source, exc) from None
+        units, ahead = parquet.units(batch_rows, batch_bytes), parquet.ahead
+    else:
+        units, ahead = _csv_units(source), 4
     offset = 0
-    ahead = PARQUET_AHEAD if source.format == "parquet" else 4
-    units = _raw_units(source, batch_rows, batch_bytes)
     batches = ordered_map(work, units, workers=workers, depth=ahead)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             return
-        except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+        except (pl.exceptions.PolarsError, PanicException, pa.ArrowException, OSError) as exc:
             raise _translate(source, exc) from None
         yield batch.with_columns(pl.col(ROW_NUMBER) + offset)
         offset += batch.height
