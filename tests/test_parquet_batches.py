@@ -148,7 +148,8 @@ def test_types_polars_reads_otherwise_stay_with_pyarrow(tmp_path: Path, kind: st
             {"phone": ["2125550123"], "t": pa.array([when], pa.timestamp("ms", "UTC"))}
         )
         pq.write_table(table, path, use_deprecated_int96_timestamps=True)
-    assert not parquet_batches.polars_reads_alike(path)
+    layout = parquet_batches._layout(path)
+    assert not parquet_batches.reads_alike(parquet_batches._scan(path), layout)
     units = list(parquet_units(path, batch_rows=1_000))
     assert all(isinstance(u, pa.Table) for u in units)
     got = pl.concat(as_frame(u) for u in units)

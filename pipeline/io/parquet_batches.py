@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ class _Layout:
     columns: int
     stated_row_bytes: float
     stream_state: int
+    schema: pl.Schema
+    """The types of the columns as ``pl.from_arrow`` gives pyarrow's read of them."""
     parts: list[list[str]]
     """The top-level columns in runs of about :data:`READ_PART_BYTES` of compressed data
     in the largest row group: what polars fetches for one read."""
@@ -91,8 +94,12 @@ def _layout(path: Path) -> _Layout:
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     stated = max((g.total_byte_size / g.num_rows for g in groups if g.num_rows), default=1.0)
     largest = max(groups, key=lambda g: g.total_byte_size, default=None)
-    parts = _parts(meta.schema.to_arrow_schema(), largest)
-    return _Layout(meta.num_rows, meta.num_columns, stated, stream_state(largest), parts)
+    arrow = meta.schema.to_arrow_schema()
+    empty = pl.from_arrow(arrow.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    parts = _parts(arrow, largest)
+    state = stream_state(largest)
+    return _Layout(meta.num_rows, meta.num_columns, stated, state, empty.schema, parts)
 
 
 def stream_state(group: pq.RowGroupMetaData | None) -> int:
@@ -135,15 +142,19 @@ def _leaf_count(dtype: pa.DataType) -> int:
     return 1
 
 
-def polars_reads_alike(path: Path) -> bool:
-    """Whether polars reads ``path`` with the types ``pl.from_arrow`` gives pyarrow's read."""
-    theirs = pl.from_arrow(pq.read_schema(path).empty_table())
-    assert isinstance(theirs, pl.DataFrame)
+def _scan(path: Path) -> pl.LazyFrame:
+    """The file for polars to read slices of. polars parses the footer once, for the
+    schema, and keeps it in the scan for every slice (5,000 columns in 1,000-row groups,
+    a 500 MB file: 4.0 s to read it all against 6.3 s parsing it for each slice)."""
+    return pl.scan_parquet(path, glob=False, hive_partitioning=False)
+
+
+def reads_alike(scan: pl.LazyFrame, layout: _Layout) -> bool:
+    """Whether polars reads the file with the types ``pl.from_arrow`` gives pyarrow's."""
     try:
-        ours = pl.read_parquet_schema(path)
+        return dict(scan.collect_schema()) == dict(layout.schema)
     except pl.exceptions.PolarsError:
         return False
-    return dict(ours) == dict(theirs.schema)
 
 
 class ParquetReading:
@@ -157,10 +168,17 @@ class ParquetReading:
         _use_releasing_pool()
         self.path = path
         self._layout = _layout(path)
-        wide = self._layout.stream_state > STREAM_STATE_BYTES
-        self.sliced = wide and polars_reads_alike(path)
-        if self.sliced:
-            _release_freed_heap()
+        self._scan: pl.LazyFrame | None = None
+        if self._layout.stream_state > STREAM_STATE_BYTES:
+            scan = _scan(path)
+            if reads_alike(scan, self._layout):
+                self._scan = scan
+                _release_freed_heap()
+
+    @property
+    def sliced(self) -> bool:
+        """Whether polars reads the file in slices (else pyarrow streams it)."""
+        return self._scan is not None
 
     @property
     def ahead(self) -> int:
@@ -179,8 +197,8 @@ class ParquetReading:
         if layout.rows == 0:
             return
         budget = batch_bytes if batch_bytes is not None else parquet_batch_bytes(layout.columns)
-        if self.sliced:
-            yield from _slices(self.path, layout, batch_rows, budget)
+        if self._scan is not None:
+            yield from _slices(self._scan, layout, batch_rows, budget)
         else:
             yield from _streamed(self.path, batch_rows, budget)
 
@@ -192,14 +210,11 @@ def parquet_units(
     return ParquetReading(path).units(batch_rows, batch_bytes)
 
 
-def _slices(path: Path, layout: _Layout, batch_rows: int, budget: int) -> Iterator[pl.DataFrame]:
+def _slices(
+    scan: pl.LazyFrame, layout: _Layout, batch_rows: int, budget: int
+) -> Iterator[pl.DataFrame]:
     """Slices of about ``budget`` bytes of polars memory; a row's size is the larger of
-    what the first rows take and the footer's figure (encoded, before decoding).
-
-    The slices share one scan: polars keeps the footer it parsed in it, rather than
-    parsing it again for every slice (5,000 columns in 1,000-row groups, a 500 MB file:
-    4.0 s against 6.3 s to read it all)."""
-    scan = pl.scan_parquet(path, glob=False, hive_partitioning=False)
+    what the first rows take and the footer's figure (encoded, before decoding)."""
 
     def read(offset: int, length: int) -> pl.DataFrame:
         if len(layout.parts) == 1:
@@ -277,7 +292,9 @@ def _release_freed_heap() -> None:
     pyarrow parses the whole footer to tell the schema and the row groups (here, in
     ``open_input`` and for the progress estimate): for thousands of columns in many row
     groups, 10x its size on disk (118 MB for a 500 MB file), freed at once but kept by
-    glibc's heap for the rest of the run."""
+    glibc's heap for the rest of the run. pyarrow's metadata objects refer to each
+    other (a footer and its schema), so the garbage collector frees them first."""
+    gc.collect()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim = libc.malloc_trim
