@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-parquet clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-tdg: $(STAMP)
 
 bench-pacer: $(STAMP)
 	$(BIN)/python bench/bench_pacer.py
+
+bench-parquet: $(STAMP)
+	$(BIN)/python bench/bench_parquet_memory.py
 
 clean:
 	rm -rf $(VENV) .phone-enrich .phone-enrich-demo out .pytest_cache .mypy_cache .ruff_cache

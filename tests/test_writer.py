@@ -94,10 +94,13 @@ def wide_frames(count: int, rows: int, columns: int = 60) -> Iterator[pl.DataFra
     for b in range(count):
         i = pl.int_range(b * rows, (b + 1) * rows, dtype=pl.Int64)
         yield pl.select(
-            n=pl.when(i % 7 == 0).then(None).otherwise(i),
-            day=pl.date(2024, 1, 1) + pl.duration(days=i % 365),
-            tier=pl.format("t{}", i % 3).cast(pl.Categorical),
-            **{f"w{k:02d}": pl.format("row {} column {} ..........", i, k) for k in range(columns)},
+            pl.when(i % 7 == 0).then(None).otherwise(i).alias("n"),
+            (pl.date(2024, 1, 1) + pl.duration(days=i % 365)).alias("day"),
+            pl.format("t{}", i % 3).cast(pl.Categorical).alias("tier"),
+            *(
+                pl.format("row {} column {} ..........", i, k).alias(f"w{k:02d}")
+                for k in range(columns)
+            ),
         )
 
 
