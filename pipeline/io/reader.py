@@ -1,7 +1,9 @@
 """Stream an input file (CSV or Parquet) as polars batches with bounded memory.
 
 CSV is cut into blocks of whole records (:mod:`pipeline.io.csv_chunks`) that polars
-parses one at a time; Parquet is read a batch of row groups at a time by pyarrow.
+parses one at a time; Parquet comes in batches of a bounded size whatever its row groups
+and width, streamed by pyarrow or, for thousands of columns, sliced by polars
+(:mod:`pipeline.io.parquet_batches`).
 CSV columns are all read as text, so the output repeats the original values, and an
 empty field reads as what a CSV reader (polars, pandas) sees in it: an unquoted empty
 field is null, a quoted ``""`` is the empty string. A CSV writer writes them back the
@@ -20,16 +22,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from polars.exceptions import PanicException
 
 from pipeline.errors import InputError
 from pipeline.io.csv_chunks import record_blocks
 from pipeline.io.encoding import Errors, fingerprint, sniff, transcode
 from pipeline.io.line_ends import LineStyle, line_style
+from pipeline.io.parquet_batches import ParquetReading
 from pipeline.io.prefetch import ordered_map
 
 ROW_NUMBER = "__pe_row"
@@ -141,16 +145,19 @@ def _blank_frame(source: InputFile) -> pl.LazyFrame:
     return pl.LazyFrame(schema=schema).with_row_index(ROW_NUMBER, offset=1)
 
 
-def _raw_units(source: InputFile, batch_rows: int) -> Iterator[bytes | pa.RecordBatch]:
-    """What one worker turns into a batch: a block of CSV records or Parquet rows."""
-    if source.format == "parquet":
-        yield from pq.ParquetFile(source.read_path).iter_batches(batch_size=batch_rows)
-    else:
-        for header, block in record_blocks(source.read_path):
-            yield header + block
+Unit: TypeAlias = bytes | pa.Table | pl.DataFrame
+"""What one worker turns into a batch: a block of CSV records, or Parquet rows read by
+pyarrow or by polars."""
 
 
-def _parse(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
+def _csv_units(source: InputFile) -> Iterator[bytes]:
+    for header, block in record_blocks(source.read_path):
+        yield header + block
+
+
+def _parse(unit: Unit) -> pl.DataFrame:
+    if isinstance(unit, pl.DataFrame):
+        return unit
     if isinstance(unit, bytes):
         return pl.read_csv(
             unit,
@@ -175,7 +182,7 @@ def _find_long_row(source: InputFile) -> str:
     return "a row has more fields than the header"
 
 
-def _translate(source: InputFile, exc: Exception) -> InputError:
+def _translate(source: InputFile, exc: BaseException) -> InputError:
     text = str(exc)
     if "more fields than defined" in text:
         detail = _find_long_row(source)
@@ -193,30 +200,43 @@ def iter_batches(
     transform: Callable[[pl.LazyFrame], pl.LazyFrame],
     batch_rows: int,
     workers: int = 2,
+    batch_bytes: int | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Yield ``transform`` applied to the input, batch by batch, in input order.
 
+    A CSV batch is a block of about 4 MB of records; a Parquet batch holds at most
+    ``batch_rows`` rows and about ``batch_bytes`` (by default
+    :func:`~pipeline.io.parquet_batches.parquet_batch_bytes`).
     Batches are parsed and transformed on ``workers`` threads. Each carries the
     1-based row numbers of the whole file in ``ROW_NUMBER`` (``transform`` sees
     them counted from 1 within its batch, so it must not depend on them). Read
     errors become one InputError line that names the file (and the row where it can).
     """
 
-    def work(unit: bytes | pa.RecordBatch) -> pl.DataFrame:
+    def work(unit: Unit) -> pl.DataFrame:
         frame = _parse(unit)
         if frame.columns != source.columns:  # a block whose header did not apply
             raise InputError(f"{source.path}: malformed CSV: a record could not be split")
         frame = frame.with_row_index(ROW_NUMBER, offset=1)
         return transform(frame.lazy()).collect(engine="in-memory")
 
+    units: Iterator[Unit]
+    if source.format == "parquet":
+        try:
+            parquet = ParquetReading(source.read_path)
+        except (pa.ArrowException, OSError) as exc:
+            raise _translate(source, exc) from None
+        units, ahead = parquet.units(batch_rows, batch_bytes), parquet.ahead
+    else:
+        units, ahead = _csv_units(source), 4
     offset = 0
-    batches = ordered_map(work, _raw_units(source, batch_rows), workers=workers)
+    batches = ordered_map(work, units, workers=workers, depth=ahead)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             return
-        except (pl.exceptions.PolarsError, OSError) as exc:
+        except (pl.exceptions.PolarsError, PanicException, pa.ArrowException, OSError) as exc:
             raise _translate(source, exc) from None
         yield batch.with_columns(pl.col(ROW_NUMBER) + offset)
         offset += batch.height

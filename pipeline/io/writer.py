@@ -2,8 +2,14 @@
 
 A failed run therefore never leaves a partial output under the real name. The
 batches are handed to polars' own streaming sinks through an IO-source plugin:
-its native Parquet/CSV writers are 1.5-2x faster than pyarrow's ParquetWriter on
-our wide string tables, and they run while Python prepares the next batch.
+they run while Python prepares the next batch. Polars fills a Parquet row group
+with up to about 120,000 rows whatever their width, and keeps a few KB for every
+column chunk it wrote until the file is closed: for rows of thousands of columns
+that is the whole file in one row group (1.7 GB of memory for a 244 MB file), or
+with smaller groups several MB a group. Such rows go to pyarrow instead
+(:func:`write_row_groups`): row groups of about :data:`ROW_GROUP_BYTES`, and about
+0.8 KB kept for each column chunk (4 MB a group of 5,000 columns, twice that while
+the footer is written at the close).
 
 CSV output makes text that *we* add formula-safe (a leading ``= + - @`` or tab/CR
 gets a ``'`` unless the value is a plain number such as ``+12125550123``); the
@@ -12,15 +18,27 @@ input's own columns are written exactly as they were read.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
 from pipeline.errors import OutputError, PipelineError
+
+ROW_GROUP_BYTES = 64 << 20
+"""A Parquet row group written by pyarrow holds about this many bytes (Arrow's size in
+memory): a bigger group is held longer, a smaller one adds a footer entry for every
+column (about 0.8 KB each in memory until the file is closed)."""
+
+POLARS_GROUP_ROWS = 122_880
+"""Polars' Parquet sink puts up to about this many rows in a row group (85,000-120,000
+measured, depending on the batches), whatever their width."""
 
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?\d+(?:\.\d+)?$"
@@ -57,6 +75,7 @@ def write_batches(
     batches: Callable[[], Iterator[pl.DataFrame]],
     safe_columns: tuple[str, ...] = (),
     before_commit: Callable[[], None] | None = None,
+    row_group_bytes: int = ROW_GROUP_BYTES,
 ) -> None:
     """Stream the batches ``batches()`` yields (all of ``schema``) into ``path``.
 
@@ -64,19 +83,17 @@ def write_batches(
     place; an exception from it leaves ``path`` as it was.
     Nothing appears at ``path`` unless every batch was written; an exception raised
     while producing batches is re-raised as it was, after the temp file is removed.
+    Parquet rows so wide that polars' row groups would hold more than
+    ``row_group_bytes`` are written by pyarrow in row groups of about that size.
     """
     fmt = output_format(path)
     failure: list[BaseException] = []
 
-    def source(
-        with_columns: list[str] | None,
-        predicate: pl.Expr | None,
-        n_rows: int | None,
-        batch_size: int | None,
-    ) -> Iterator[pl.DataFrame]:
+    def produced() -> Iterator[pl.DataFrame]:
         try:
-            for batch in batches():
-                yield batch if with_columns is None else batch.select(with_columns)
+            yield from batches()
+        except GeneratorExit:  # the writer stopped early: its own error says why
+            raise
         except BaseException as exc:
             failure.append(exc)
             raise
@@ -86,13 +103,20 @@ def write_batches(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create the output folder: {exc.strerror}") from None
-    frame = register_io_source(source, schema=schema)
     try:
+        frames = produced()
         if fmt == "csv":
             present = [c for c in safe_columns if c in schema]
-            frame.with_columns(formula_safe(c) for c in present).sink_csv(tmp)
+            guarded = _polars_source(frames, schema).with_columns(formula_safe(c) for c in present)
+            guarded.sink_csv(tmp)
         else:
-            frame.sink_parquet(tmp)
+            first = next(frames, None)  # its width decides the writer
+            if first is not None:
+                frames = itertools.chain([first], frames)
+            if first is not None and _row_bytes(first) * POLARS_GROUP_ROWS > row_group_bytes:
+                write_row_groups(tmp, schema, frames, row_group_bytes)
+            else:
+                _polars_source(frames, schema).sink_parquet(tmp)
         _fsync(tmp)
         if before_commit is not None:
             before_commit()
@@ -103,6 +127,63 @@ def write_batches(
             raise failure[0] from None
         if isinstance(exc, PipelineError):
             raise
-        if isinstance(exc, OSError | pl.exceptions.PolarsError):
+        if isinstance(exc, OSError | pl.exceptions.PolarsError | pa.ArrowException):
             raise OutputError(f"{path}: cannot write output: {exc}") from None
         raise
+
+
+def _polars_source(frames: Iterator[pl.DataFrame], schema: pl.Schema) -> pl.LazyFrame:
+    """``frames`` as a LazyFrame that polars' streaming sinks pull from."""
+
+    def source(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        for frame in frames:
+            yield frame if with_columns is None else frame.select(with_columns)
+
+    return register_io_source(source, schema=schema)
+
+
+def _row_bytes(frame: pl.DataFrame) -> float:
+    return frame.estimated_size() / max(1, frame.height)
+
+
+def write_row_groups(
+    path: Path,
+    schema: pl.Schema,
+    frames: Iterator[pl.DataFrame],
+    row_group_bytes: int = ROW_GROUP_BYTES,
+) -> None:
+    """Write ``frames`` to one Parquet file in row groups of about ``row_group_bytes``.
+
+    Each frame becomes Arrow as it comes (a polars frame of thousands of columns costs
+    MBs whatever its rows, so none is kept); a row group is written once complete.
+    """
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+    with pq.ParquetWriter(path, arrow_schema, compression="zstd") as writer:
+        held: list[pa.RecordBatch] = []
+        size = 0
+        for frame in frames:
+            batches = frame.to_arrow().to_batches()
+            del frame  # not kept alive while the next one is made
+            held.extend(batches)
+            size += sum(batch.nbytes for batch in batches)
+            if size >= row_group_bytes:
+                _write_group(writer, held, size, row_group_bytes)
+                held, size = [], 0
+        if held:
+            _write_group(writer, held, size, row_group_bytes)
+
+
+def _write_group(
+    writer: pq.ParquetWriter, held: list[pa.RecordBatch], size: int, row_group_bytes: int
+) -> None:
+    table = pa.Table.from_batches(held)
+    # One group (``held`` is the bound and at most a batch more); a batch far larger
+    # than a group is split evenly. Each group costs about 0.8 KB a column in memory
+    # until the file is closed, and twice that while the footer is written.
+    groups = max(1, size // row_group_bytes)
+    writer.write_table(table, row_group_size=-(-table.num_rows // groups))
