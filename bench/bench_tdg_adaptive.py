@@ -46,6 +46,7 @@ from bench_engine import KEY, emulator  # noqa: E402
 
 from pipeline.engine.engine import Engine  # noqa: E402
 from pipeline.engine.pacer import Pacer  # noqa: E402
+from pipeline.engine.stops import StopReason  # noqa: E402
 from pipeline.provider_config import TdgReversePhoneSettings  # noqa: E402
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone  # noqa: E402
 from pipeline.store.records import NewRun, Session  # noqa: E402
@@ -90,7 +91,7 @@ def drive(url: str, args: argparse.Namespace) -> tuple[list[float], Pacer]:
                 if not args.quiet and len(rates) % 10 == 0:
                     print(f"  {elapsed:5.0f}s  pacing {pacer.rate / hidden:.3f} of the hidden "
                           f"limit, {pacer.throttled} 429s so far", flush=True)  # fmt: skip
-            engine.stop("the benchmark is over")
+            engine.stop(StopReason.interrupted("the benchmark is over"))
         ledger.close()
     return rates, pacer
 

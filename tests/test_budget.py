@@ -67,6 +67,7 @@ def test_the_cap_stops_the_run_and_a_higher_cap_continues_without_repaying(
     report = read_report(stopped.report)
     assert report["budget"] == {"max_credits": 250, "from": "run.max_credits", "spent": 250}
     assert report["credits_total"] == 250
+    assert stopped.report is not None
     failed_rows = (stopped.report.parent / "failed_rows.csv").read_text().splitlines()
     assert len(failed_rows) == 1  # skipped rows are not failures
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from enrich_helpers import EMULATOR_KEY, KEY_ENV, read_output, tcpa_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars._typing import PolarsDataType
 
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
@@ -172,7 +173,7 @@ def test_any_line_end_reads_every_row_back(
 # ------------------------------------------------------ 8. inexact numeric phones
 
 
-def float_leads(path: Path, phones: list[float | None], dtype: pl.DataType) -> Path:
+def float_leads(path: Path, phones: Sequence[float | None], dtype: PolarsDataType) -> Path:
     pl.DataFrame(
         {
             "id": [f"L{i:05d}" for i in range(1, len(phones) + 1)],

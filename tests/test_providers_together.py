@@ -337,4 +337,4 @@ def test_demo_command_prints_each_provider_beside_what_its_emulator_charged(
         assert cells[-1] == cells[-2]  # our credits == the emulator's charge
         assert int(cells[-1].replace(",", "")) > 0
     assert table[-1].endswith("they match")
-    assert (tmp_path / config.output.path).exists()
+    assert config.output.path is not None and (tmp_path / config.output.path).exists()

@@ -59,6 +59,7 @@ def test_retry_pays_for_exactly_the_failed_keys(tmp_path: Path, emulator: Emulat
     report = read_report(again.report)
     assert report["run_id"] == first.run_id and report["session"] == 2
     assert report["exit_code"] == EXIT_OK
+    assert again.report is not None
     assert (again.report.parent / "failed_rows.csv").read_text().count("\n") == 1
 
 

@@ -58,10 +58,11 @@ def _cli_process(
     *args: str | Path, env_extra: dict[str, str] | None = None, **popen: object
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
-    return subprocess.Popen(
+    process: subprocess.Popen[str] = subprocess.Popen(
         [sys.executable, "-m", "pipeline", *map(str, args)], env=env, text=True,
         **popen,  # type: ignore[call-overload]
     )  # fmt: skip
+    return process
 
 
 # -- status: a run killed with -9 is interrupted, not running ---------------------------

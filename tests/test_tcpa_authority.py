@@ -185,6 +185,7 @@ def test_refused_key_stops_the_run_with_exit_3_and_resumes_once_fixed(
     report = read_report(stopped.report)
     assert report["exit_code"] == EXIT_STOPPED
     assert f"HTTP {status}" in report["providers"]["tcpa_authority"]["stopped"]
+    assert stopped.report is not None
     failed_rows = (stopped.report.parent / "failed_rows.csv").read_text().splitlines()
     assert len(failed_rows) == 1 + len(NUMBERS)
 
