@@ -15,7 +15,8 @@ from typing import Any, cast
 import polars as pl
 
 from pipeline.phone_metadata import NANP_REGIONS, NATIONAL_LENGTH
-from pipeline.validity_table import KEY_DIGITS, validity_table
+from pipeline.validity_cache import table_series
+from pipeline.validity_table import KEY_DIGITS
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
@@ -154,12 +155,9 @@ def _numeric_reason(column: str, dtype: pl.DataType) -> pl.Expr | None:
 
 @functools.cache
 def _tables() -> tuple[pl.Series, ...]:
-    """:func:`validity_table`'s levels as polars Series (built once per process), in
-    the narrowest type that holds them: the lookups are random reads."""
-    levels = validity_table().levels
-    widest = max(max(level) for level in levels)
-    dtype = pl.UInt8 if widest < 2**8 else pl.UInt16 if widest < 2**16 else pl.UInt32
-    return tuple(pl.Series(level, dtype=pl.UInt32).cast(dtype) for level in levels)
+    """The validity table's levels as polars Series, once per process (read from the
+    cache folder, see :mod:`pipeline.validity_cache`)."""
+    return table_series()
 
 
 def _valid_region(national: pl.Expr) -> pl.Expr:
