@@ -206,15 +206,21 @@ def count_rows(path: Path, file_format: str) -> int | None:
 
 
 class RowCount:
-    """The input's row count: estimated at once, exact once a background count ends."""
+    """The input's row count: estimated at once, exact once a background count ends
+    (with ``count``) or once every row is read (:meth:`read_all`).
 
-    def __init__(self, path: Path, file_format: str) -> None:
+    A run with lookups counts in the background: its lanes' totals are projected onto
+    the count long before the input is read. A run that only normalizes does not: the
+    read is the whole run, and a count would read the file a second time beside it, on
+    the same cores, to be exact barely sooner."""
+
+    def __init__(self, path: Path, file_format: str, count: bool = True) -> None:
         self.value = estimate_rows(path, file_format)
         self.exact = file_format == "parquet" and self.value is not None
         self._thread = threading.Thread(
             target=self._count, args=(path, file_format), name="phone-enrich-count", daemon=True
         )
-        if not self.exact:
+        if count and not self.exact:
             self._thread.start()
 
     def _count(self, path: Path, file_format: str) -> None:

@@ -65,7 +65,8 @@ class RunSession:
         )
         self.budget = Budget(self.cap, self._spent_so_far())
         self.engine: Engine | None = None
-        rows = RowCount(opened.source.read_path, opened.source.format)
+        source = opened.source
+        rows = RowCount(source.read_path, source.format, count=bool(opened.providers))
         prices = {p.name: p.max_credits_per_key() for p in opened.providers}
         self.live = LiveProgress(self.state, self.budget, rows, prices)
         self._shown = False
