@@ -154,9 +154,9 @@ def with_verdict(batch: pl.DataFrame, settings: Mapping[str, Setting]) -> pl.Dat
     checks = [pl.col(f"{p}_status").is_in(ANSWERED) for p in CHECKS if f"{p}_status" in batch]
     checked = pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
     place = pl.lit(pl.Series(masks, dtype=pl.UInt32)).search_sorted(pl.col(_MASK))
-    verdict = pl.lit(pl.Series(judged, dtype=pl.String)).gather(place * 2 + checked.cast(pl.UInt8))
+    verdicts = pl.lit(pl.Series(judged, dtype=pl.String)).gather(place * 2 + checked.cast(pl.UInt8))
     reasons = pl.lit(pl.Series(spelled, dtype=pl.String)).gather(place)
-    out = frame.with_columns(verdict.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN))
+    out = frame.with_columns(verdicts.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN))
     return out.drop(_MASK)
 
 
