@@ -33,6 +33,7 @@ LAYERS: dict[str, set[str]] = {
 BASE = {
     "errors", "config", "provider_config", "trace", "phone_metadata", "validity_table",
     "normalize", "columns", "stopping", "lock", "preflight", "verdict", "validity_cache",
+    "consent_dates",
 }  # fmt: skip
 STATE = {"run_state", "report"}
 
