@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from pipeline.io.csv_chunks import record_blocks
 
@@ -186,7 +185,7 @@ def count_rows(path: Path, file_format: str) -> int | None:
     spike at 3M rows of the sample file, 1.2 GB at 10M)."""
     try:
         if file_format == "parquet":
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return _parquet_rows(path)
         rows = 0
         for header, block in record_blocks(path):
             counted = (
@@ -233,11 +232,17 @@ class RowCount:
         self.value, self.exact = rows, True
 
 
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def estimate_rows(path: Path, file_format: str) -> int | None:
     """How many rows the input holds: exact for Parquet, estimated for CSV."""
     try:
         if file_format == "parquet":
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return _parquet_rows(path)
         size = path.stat().st_size
         with open(path, "rb") as fh:
             sample = fh.read(SAMPLE_BYTES)
