@@ -280,16 +280,17 @@ def test_config_overrides_on_the_command_line(
     assert pl.read_parquet(tmp_path / "o.parquet").height == len(ROWS)
 
 
-def test_a_csv_run_imports_neither_pyarrow_nor_the_emulators(
+def test_a_csv_run_without_lookups_imports_no_pyarrow_httpx_or_emulators(
     config_for: Callable[..., Path], leads: Path
 ) -> None:
     """Start-up is a share of every normalize-only run: what a CSV run does not use is
-    not imported (pyarrow: only Parquet; the emulators: only emulate, demo, tests)."""
+    not imported (pyarrow: only Parquet; httpx and the engine: only lookups; the
+    emulators: only emulate, demo, tests)."""
     config = config_for(leads, "out.parquet", consent_date_column="consent_date")
+    unused = ("pyarrow", "httpx", "pipeline.engine.engine", "pipeline.emulators.server")
     code = (
         "import sys; from pipeline.cli import main; code = main(['run', sys.argv[1]]); "
-        "print(sorted(m for m in ('pyarrow', 'pipeline.emulators.server') if m in sys.modules)); "
-        "raise SystemExit(code)"
+        f"print(sorted(m for m in {unused!r} if m in sys.modules)); raise SystemExit(code)"
     )
     root = str(Path(__file__).resolve().parent.parent)
     done = subprocess.run(
