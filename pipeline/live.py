@@ -7,10 +7,14 @@ the rows planned so far onto the input's row count, exact once the input is read
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline.engine.budget import Budget
-from pipeline.engine.engine import Engine
 from pipeline.progress import LaneProgress, Progress, RateMeter, RowCount, eta, projected, slowest
 from pipeline.run_state import RunState
+
+if TYPE_CHECKING:
+    from pipeline.engine.engine import Engine
 
 
 class LiveProgress:

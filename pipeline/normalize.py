@@ -15,7 +15,8 @@ from typing import Any, cast
 import polars as pl
 
 from pipeline.phone_metadata import NANP_REGIONS, NATIONAL_LENGTH
-from pipeline.validity_table import KEY_DIGITS, validity_table
+from pipeline.validity_cache import table_series
+from pipeline.validity_table import KEY_DIGITS
 
 REJECT_REASONS: dict[str, str] = {
     "blank": "the phone cell is empty or only spaces",
@@ -154,12 +155,9 @@ def _numeric_reason(column: str, dtype: pl.DataType) -> pl.Expr | None:
 
 @functools.cache
 def _tables() -> tuple[pl.Series, ...]:
-    """:func:`validity_table`'s levels as polars Series (built once per process), in
-    the narrowest type that holds them: the lookups are random reads."""
-    levels = validity_table().levels
-    widest = max(max(level) for level in levels)
-    dtype = pl.UInt8 if widest < 2**8 else pl.UInt16 if widest < 2**16 else pl.UInt32
-    return tuple(pl.Series(level, dtype=pl.UInt32).cast(dtype) for level in levels)
+    """The validity table's levels as polars Series, once per process (read from the
+    cache folder, see :mod:`pipeline.validity_cache`)."""
+    return table_series()
 
 
 def _valid_region(national: pl.Expr) -> pl.Expr:
@@ -333,28 +331,39 @@ def normalize_consent_dates(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
     The same as :func:`consent_date_expr`, for less: a file holds few distinct consent
     dates (days, in a few formats), so each distinct cell is read once and joined back
-    onto its rows; and it is read in steps, each row's format settled once and each
-    format parsing only its own rows (to_date skips the others, null to it)."""
+    onto its rows (:func:`dates_of_cells`, :func:`with_dates`). A run reads a file's
+    distinct cells once for all its batches (:class:`pipeline.consent_dates.ConsentDates`)."""
     dtype = frame.collect_schema()[column]
     if dtype.is_temporal():
         return frame.with_columns(consent_date_expr(column, dtype).alias(CONSENT_DATE_COLUMN))
+    return with_dates(frame, dates_of_cells(frame.select(column).unique(), column), column)
+
+
+def dates_of_cells(cells: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``column`` (distinct cells of a text or numeric column) and each one's
+    ``consent_date_normalized``. Read in steps: each cell's format is settled once and
+    each format parses only its own cells (to_date skips the others, null to it)."""
     t = f"{_TMP}date"
-    distinct = frame.select(column).unique()
-    distinct = distinct.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(t))
+    cells = cells.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(t))
     text = pl.col(t)
     formats = _date_formats(text)
     kind = _first(*((when, pl.lit(i, dtype=pl.UInt8)) for i, (when, _) in enumerate(formats)))
-    distinct = distinct.with_columns(kind.alias(f"{t}_kind"))
+    cells = cells.with_columns(kind.alias(f"{t}_kind"))
     dates = [
         pl.when(pl.col(f"{t}_kind") == index).then(text).str.to_date(fmt, strict=False)
         for index, (_, fmt) in enumerate(formats)
     ]
-    distinct = distinct.select(
+    return cells.select(
         column, pl.coalesce(dates).dt.to_string("%Y-%m-%d").alias(CONSENT_DATE_COLUMN)
     )
+
+
+def with_dates(frame: pl.LazyFrame, dates: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``frame`` with ``consent_date_normalized`` from ``dates`` (a cell's date, for
+    every cell of ``column`` in ``frame``)."""
     # Joined onto the date column alone, then put beside the frame: a join of the whole
     # frame would copy every one of its columns.
     read = frame.select(column).join(
-        distinct, on=column, how="left", maintain_order="left", nulls_equal=True
+        dates, on=column, how="left", maintain_order="left", nulls_equal=True
     )
     return pl.concat([frame, read.select(CONSENT_DATE_COLUMN)], how="horizontal")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.engine.budget import Budget
-from pipeline.engine.engine import Engine
 from pipeline.errors import (
     EXIT_INTERNAL,
     EXIT_LOOKUPS_FAILED,
@@ -28,6 +28,9 @@ from pipeline.providers.base import Provider
 from pipeline.report import BudgetFigures, InputFigures, ProviderFigures, RunReport
 from pipeline.run_state import RunState
 from pipeline.store.base import AnswerStore
+
+if TYPE_CHECKING:
+    from pipeline.engine.engine import Engine
 
 
 def exit_code_of(exc: BaseException) -> int:

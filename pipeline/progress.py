@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from pipeline.io.csv_chunks import record_blocks
 
@@ -186,7 +185,7 @@ def count_rows(path: Path, file_format: str) -> int | None:
     spike at 3M rows of the sample file, 1.2 GB at 10M)."""
     try:
         if file_format == "parquet":
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return _parquet_rows(path)
         rows = 0
         for header, block in record_blocks(path):
             counted = (
@@ -206,15 +205,21 @@ def count_rows(path: Path, file_format: str) -> int | None:
 
 
 class RowCount:
-    """The input's row count: estimated at once, exact once a background count ends."""
+    """The input's row count: estimated at once, exact once a background count ends
+    (with ``count``) or once every row is read (:meth:`read_all`).
 
-    def __init__(self, path: Path, file_format: str) -> None:
+    A run with lookups counts in the background: its lanes' totals are projected onto
+    the count long before the input is read. A run that only normalizes does not: the
+    read is the whole run, and a count would read the file a second time beside it, on
+    the same cores, to be exact barely sooner."""
+
+    def __init__(self, path: Path, file_format: str, count: bool = True) -> None:
         self.value = estimate_rows(path, file_format)
         self.exact = file_format == "parquet" and self.value is not None
         self._thread = threading.Thread(
             target=self._count, args=(path, file_format), name="phone-enrich-count", daemon=True
         )
-        if not self.exact:
+        if count and not self.exact:
             self._thread.start()
 
     def _count(self, path: Path, file_format: str) -> None:
@@ -227,11 +232,17 @@ class RowCount:
         self.value, self.exact = rows, True
 
 
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def estimate_rows(path: Path, file_format: str) -> int | None:
     """How many rows the input holds: exact for Parquet, estimated for CSV."""
     try:
         if file_format == "parquet":
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return _parquet_rows(path)
         size = path.stat().st_size
         with open(path, "rb") as fh:
             sample = fh.read(SAMPLE_BYTES)

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.errors import EXIT_OK
@@ -49,6 +48,9 @@ from pipeline.store import open_store
 from pipeline.store.base import AnswerStore
 from pipeline.store.records import RunRecord
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["GRACE_S", "RunSummary", "retry", "run"]
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pipeline.config import Config
 from pipeline.progress import Progress
 from pipeline.run_opening import RunOpened
 from pipeline.stopping import StopRequest
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)

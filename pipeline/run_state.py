@@ -37,9 +37,11 @@ class PhoneTally:
         for reason, count in batch["phone_reject_reason"].drop_nulls().value_counts().iter_rows():
             self.reasons[reason] += count
         if consent_column:
-            raw = batch[consent_column].cast(pl.String).str.strip_chars()
-            blank = int((raw.is_null() | (raw == "")).sum())
             read = int(batch[CONSENT_DATE_COLUMN].is_not_null().sum())
+            # Blank or unreadable: only the cells that were not read (few) are looked at.
+            unread = pl.col(consent_column).filter(pl.col(CONSENT_DATE_COLUMN).is_null())
+            text = unread.cast(pl.String).str.strip_chars()
+            blank = int(batch.select((text.is_null() | (text == "")).sum()).item())
             self.consent_dates.update(
                 {"read": read, "blank": blank, "unreadable": batch.height - read - blank}
             )

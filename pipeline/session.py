@@ -8,9 +8,9 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.engine.budget import Budget
-from pipeline.engine.engine import Engine
 from pipeline.engine.stops import StopReason
 from pipeline.errors import EXIT_STOPPED, Interrupted, StoreError
 from pipeline.jobs import cache_from, remove_stale_temp_outputs
@@ -29,6 +29,9 @@ from pipeline.stages.read import ReadStage
 from pipeline.stages.write import WriteStage
 from pipeline.store.records import RunRecord, Session
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:  # the engine (and httpx) only for a run with lookups
+    from pipeline.engine.engine import Engine
 
 GRACE_S = 6.0
 """After a signal, how long answers in flight may take to arrive and be recorded (the
@@ -65,7 +68,8 @@ class RunSession:
         )
         self.budget = Budget(self.cap, self._spent_so_far())
         self.engine: Engine | None = None
-        rows = RowCount(opened.source.read_path, opened.source.format)
+        source = opened.source
+        rows = RowCount(source.read_path, source.format, count=bool(opened.providers))
         prices = {p.name: p.max_credits_per_key() for p in opened.providers}
         self.live = LiveProgress(self.state, self.budget, rows, prices)
         self._shown = False
@@ -132,6 +136,8 @@ class RunSession:
         providers = self.opened.providers
         if not providers:
             return None
+        from pipeline.engine.engine import Engine
+
         engine = stack.enter_context(
             Engine(
                 providers, self.request.config.providers.enabled(), self.opened.store,

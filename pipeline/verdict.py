@@ -119,13 +119,23 @@ def check_settings(settings: Mapping[str, str]) -> None:
 _MASK = "__pe_rules"
 
 
+def _verdict(mask: int, refuse: int, review: int, checked: bool) -> str:
+    if mask & refuse:
+        return DO_NOT_CONTACT
+    if mask & review:
+        return REVIEW
+    return OK if checked else UNCHECKED
+
+
 def with_verdict(batch: pl.DataFrame, settings: Mapping[str, Setting]) -> pl.DataFrame:
     """``batch`` with ``contact_verdict`` and ``contact_verdict_reasons``, the rules as
     ``settings`` (the ``[verdict]`` section) has them.
 
-    Which rules fired is one bit each in one integer per row; the reasons are then
-    spelled once per distinct combination in the batch (a handful), not per row:
-    joining up to 16 strings per row cost 3x the rest of the verdict.
+    Which rules fired is one bit each in one integer per row. A batch holds a handful
+    of distinct combinations: each is spelled and judged once, in Python, and each row
+    reads its combination's by its place among them (a binary search, then a gather):
+    joining up to 16 strings per row cost 3x the rest of the verdict, and a hash map
+    from combination to text (``replace_strict``) 8x the gather.
     """
     active: list[tuple[str, str, pl.Expr]] = []
     for rule in RULES:
@@ -133,29 +143,26 @@ def with_verdict(batch: pl.DataFrame, settings: Mapping[str, Setting]) -> pl.Dat
         if verdict != "off" and all(column in batch.columns for column in rule.needs):
             active.append((rule.id, verdict, rule.when.fill_null(False)))
     bits = [fired.cast(pl.UInt32) * (1 << i) for i, (_, _, fired) in enumerate(active)]
-    frame = batch.with_columns((pl.sum_horizontal(bits) if bits else pl.lit(0)).alias(_MASK))
-    spelled = {
-        mask: ";".join(name for i, (name, _, _) in enumerate(active) if mask >> i & 1)
-        for mask in frame[_MASK].unique().to_list()
-    }
-    mask = pl.col(_MASK).cast(pl.UInt32)
+    mask = pl.sum_horizontal(bits) if bits else pl.lit(0)
+    frame = batch.with_columns(mask.cast(pl.UInt32).alias(_MASK))
+    masks = frame[_MASK].unique().sort().to_list()
     refuse = sum(1 << i for i, (_, verdict, _) in enumerate(active) if verdict == DO_NOT_CONTACT)
     review = sum(1 << i for i, (_, verdict, _) in enumerate(active) if verdict == REVIEW)
-    checked = [pl.col(f"{p}_status").is_in(ANSWERED) for p in CHECKS if f"{p}_status" in batch]
-    chosen = (
-        pl.when((mask & refuse) != 0).then(pl.lit(DO_NOT_CONTACT))
-        .when((mask & review) != 0).then(pl.lit(REVIEW))
-        .when(pl.any_horizontal(checked) if checked else pl.lit(False)).then(pl.lit(OK))
-        .otherwise(pl.lit(UNCHECKED))
-    )  # fmt: skip
-    reasons = pl.col(_MASK).replace_strict(spelled, return_dtype=pl.String)
-    if not spelled:  # an empty batch
-        reasons = pl.lit(None, dtype=pl.String)
-    return frame.with_columns(chosen.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN)).drop(
-        _MASK
-    )
+    spelled = [";".join(name for i, (name, _, _) in enumerate(active) if m >> i & 1) for m in masks]
+    # Two verdicts per combination: a row no provider checked, one that was checked.
+    judged = [_verdict(m, refuse, review, checked) for m in masks for checked in (False, True)]
+    checks = [pl.col(f"{p}_status").is_in(ANSWERED) for p in CHECKS if f"{p}_status" in batch]
+    checked = pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
+    place = pl.lit(pl.Series(masks, dtype=pl.UInt32)).search_sorted(pl.col(_MASK))
+    verdicts = pl.lit(pl.Series(judged, dtype=pl.String)).gather(place * 2 + checked.cast(pl.UInt8))
+    reasons = pl.lit(pl.Series(spelled, dtype=pl.String)).gather(place)
+    out = frame.with_columns(verdicts.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN))
+    return out.drop(_MASK)
 
 
 def count_verdicts(batch: pl.DataFrame) -> dict[str, int]:
-    """How many rows of ``batch`` have each verdict."""
-    return {str(v): int(n) for v, n in batch[VERDICT_COLUMN].value_counts().iter_rows()}
+    """How many rows of ``batch`` have each verdict (a comparison per verdict: 4x less
+    than hashing every row's text)."""
+    column = pl.col(VERDICT_COLUMN)
+    counts = batch.select((column == verdict).sum().alias(verdict) for verdict in VERDICTS)
+    return {verdict: n for verdict, n in counts.row(0, named=True).items() if n}

@@ -32,7 +32,8 @@ LAYERS: dict[str, set[str]] = {
 }
 BASE = {
     "errors", "config", "provider_config", "trace", "phone_metadata", "validity_table",
-    "normalize", "columns", "stopping", "lock", "preflight", "verdict",
+    "normalize", "columns", "stopping", "lock", "preflight", "verdict", "validity_cache",
+    "consent_dates",
 }  # fmt: skip
 STATE = {"run_state", "report"}
 

@@ -17,6 +17,7 @@ from pipeline.progress import (
     LaneProgress,
     Progress,
     RateMeter,
+    RowCount,
     count_rows,
     estimate_rows,
     eta,
@@ -120,6 +121,24 @@ def test_the_exact_row_count_of_a_csv(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text('id,note\n1,"two\nlines"\n2,plain\n3,"x"\n')
     assert count_rows(path, "csv") == 3  # a quoted line end is not a row
+
+
+def test_a_run_that_only_normalizes_does_not_read_the_file_twice(tmp_path: Path) -> None:
+    """Without lookups the read is the run: the row count is the estimate until every
+    row is read, then the rows read (no background count beside the read)."""
+    path = tmp_path / "big.csv"
+    path.write_text("id,phone\n" + "".join(f"{i:06d},2125550123\n" for i in range(200_000)))
+    rows = RowCount(path, "csv", count=False)
+    time.sleep(0.2)
+    assert not rows.exact and rows.value is not None and abs(rows.value - 200_000) < 2_000
+    rows.read_all(200_000)
+    assert rows.exact and rows.value == 200_000
+    counted = RowCount(path, "csv")
+    for _ in range(100):
+        if counted.exact:
+            break
+        time.sleep(0.05)
+    assert counted.exact and counted.value == 200_000
 
 
 def test_rows_of_a_large_csv_are_estimated_from_its_first_mebibyte(tmp_path: Path) -> None:

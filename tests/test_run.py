@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -275,3 +278,25 @@ def test_config_overrides_on_the_command_line(
     result = cli("run", config, "--input", leads, "--output", tmp_path / "o.parquet")
     assert result.code == 0, result.err
     assert pl.read_parquet(tmp_path / "o.parquet").height == len(ROWS)
+
+
+def test_a_csv_run_without_lookups_imports_no_pyarrow_httpx_or_emulators(
+    config_for: Callable[..., Path], leads: Path
+) -> None:
+    """Start-up is a share of every normalize-only run: what a CSV run does not use is
+    not imported (pyarrow: only Parquet; httpx and the engine: only lookups; the
+    emulators: only emulate, demo, tests)."""
+    config = config_for(leads, "out.parquet", consent_date_column="consent_date")
+    unused = ("pyarrow", "httpx", "pipeline.engine.engine", "pipeline.emulators.server")
+    code = (
+        "import sys; from pipeline.cli import main; code = main(['run', sys.argv[1]]); "
+        f"print(sorted(m for m in {unused!r} if m in sys.modules)); raise SystemExit(code)"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(config)],
+        capture_output=True, text=True, timeout=60, cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

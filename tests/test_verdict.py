@@ -12,6 +12,8 @@ from typing import Any
 import polars as pl
 import pytest
 from enrich_helpers import read_report
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import Config, parse_config
 from pipeline.demo import DEMO_KEY
@@ -27,7 +29,7 @@ from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
-from pipeline.verdict import PREFIXES, RULE_IDS, RULES, with_verdict
+from pipeline.verdict import PREFIXES, RULE_IDS, RULES, count_verdicts, with_verdict
 
 from conftest import CliResult
 
@@ -327,3 +329,63 @@ def test_reasons_follow_the_table_and_an_empty_batch_has_typed_columns() -> None
     ]
     empty = with_verdict(batch.head(0), {})
     assert empty.schema["contact_verdict"] == empty.schema["contact_verdict_reasons"] == pl.String
+
+
+STATUSES = st.sampled_from([None, "hit", "no_match", "failed", "skipped_budget", "invalid_input"])
+FLAGS = st.sampled_from([None, True, False])
+SETTINGS = st.dictionaries(st.sampled_from(RULE_IDS), st.sampled_from(["off", "review"]))
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> pl.DataFrame:
+    """Rows with any mix of the columns the rules read (some of them absent)."""
+    rows = draw(st.integers(min_value=0, max_value=30))
+    columns: dict[str, pl.Series] = {
+        "phone_valid": pl.Series(draw(st.lists(FLAGS, min_size=rows, max_size=rows))),
+    }
+    for p in draw(st.sets(st.sampled_from(list(PREFIXES.values())))):
+        columns[f"{p}_status"] = pl.Series(
+            draw(st.lists(STATUSES, min_size=rows, max_size=rows)), dtype=pl.String
+        )
+    texts = st.sampled_from([None, "", " ", "2020-01-01", "Number deactivated by carrier x"])
+    for name, values in (
+        ("tcpa_is_reassigned", FLAGS), ("tcpa_is_valid", FLAGS), ("ctp_litigator", FLAGS),
+        ("ctp_deactivation_date", texts), ("ctp_reason", texts),
+    ):  # fmt: skip
+        if name.split("_")[0] + "_status" in columns:
+            dtype = pl.Boolean if values is FLAGS else pl.String
+            columns[name] = pl.Series(
+                draw(st.lists(values, min_size=rows, max_size=rows)), dtype=dtype
+            )
+    return pl.DataFrame(columns)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=_batches(), chosen=SETTINGS)
+def test_the_verdict_of_every_row_is_the_table_read_row_by_row(
+    batch: pl.DataFrame, chosen: dict[str, str]
+) -> None:
+    """Against the rules read one row at a time: each rule that fires (null: does not),
+    in table order, is a reason; do_not_contact over review over ok (a provider that
+    checks the number answered) over unchecked."""
+    rules = [
+        (rule, chosen.get(rule.id, rule.verdict))
+        for rule in RULES
+        if chosen.get(rule.id) != "off" and all(c in batch.columns for c in rule.needs)
+    ]
+    fired = batch.select(
+        [rule.when.fill_null(False).alias(rule.id) for rule, _ in rules] or [pl.lit(0)]
+    )
+    out = with_verdict(batch, chosen)  # type: ignore[arg-type]
+    for i, row in enumerate(batch.iter_rows(named=True)):
+        hits = [(rule.id, verdict) for rule, verdict in rules if fired[rule.id][i]]
+        checked = any(row.get(f"{p}_status") in ("hit", "no_match") for p in ("tcpa", "ctp"))
+        want = next(
+            (v for v in ("do_not_contact", "review") if any(v == w for _, w in hits)),
+            "ok" if checked else "unchecked",
+        )
+        assert out["contact_verdict"][i] == want, (row, hits)
+        assert out["contact_verdict_reasons"][i] == ";".join(name for name, _ in hits)
+    counts = count_verdicts(out)
+    assert counts == {v: n for v, n in out["contact_verdict"].value_counts().iter_rows() if n}
+    assert out.drop("contact_verdict", "contact_verdict_reasons").equals(batch)

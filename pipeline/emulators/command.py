@@ -12,7 +12,6 @@ import signal
 import threading
 from types import FrameType
 
-from pipeline.emulators.server import APPS, Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import UsageError
 
@@ -97,6 +96,8 @@ def knobs_from_args(args: argparse.Namespace) -> ProviderKnobs:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from pipeline.emulators.server import APPS, Emulator
+
     knobs = {name: knobs_from_args(args) for name in APPS}  # one mutable copy each
     emulator = Emulator(knobs, port=args.port)
     try:

@@ -22,19 +22,20 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from polars.exceptions import PanicException
 
 from pipeline.errors import InputError
+from pipeline.io.arrow import is_arrow_error
 from pipeline.io.csv_chunks import record_blocks
 from pipeline.io.encoding import Errors, fingerprint, sniff, transcode
 from pipeline.io.line_ends import LineStyle, line_style
-from pipeline.io.parquet_batches import ParquetReading
 from pipeline.io.prefetch import ordered_map
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROW_NUMBER = "__pe_row"
 """Internal column: the 1-based data row number (the header is not a row)."""
@@ -100,6 +101,8 @@ def open_input(
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file: expected a header row naming the columns")
     if _is_parquet(path):
+        import pyarrow.parquet as pq
+
         try:
             schema = pq.read_schema(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -137,6 +140,8 @@ def _scratch(source: InputFile, scratch_dir: Path, kind: str) -> Path:
 def _blank_frame(source: InputFile) -> pl.LazyFrame:
     """No rows, the input's schema: what ``transform`` is planned against."""
     if source.format == "parquet":
+        import pyarrow.parquet as pq
+
         empty = pl.from_arrow(pq.read_schema(source.read_path).empty_table())
         assert isinstance(empty, pl.DataFrame)
         schema = empty.schema
@@ -145,7 +150,7 @@ def _blank_frame(source: InputFile) -> pl.LazyFrame:
     return pl.LazyFrame(schema=schema).with_row_index(ROW_NUMBER, offset=1)
 
 
-Unit: TypeAlias = bytes | pa.Table | pl.DataFrame
+Unit: TypeAlias = "bytes | pa.Table | pl.DataFrame"
 """What one worker turns into a batch: a block of CSV records, or Parquet rows read by
 pyarrow or by polars."""
 
@@ -222,6 +227,10 @@ def iter_batches(
 
     units: Iterator[Unit]
     if source.format == "parquet":
+        import pyarrow as pa
+
+        from pipeline.io.parquet_batches import ParquetReading
+
         try:
             parquet = ParquetReading(source.read_path)
         except (pa.ArrowException, OSError) as exc:
@@ -236,7 +245,11 @@ def iter_batches(
             batch = next(batches)
         except StopIteration:
             return
-        except (pl.exceptions.PolarsError, PanicException, pa.ArrowException, OSError) as exc:
+        except (pl.exceptions.PolarsError, PanicException, OSError) as exc:
+            raise _translate(source, exc) from None
+        except Exception as exc:
+            if not is_arrow_error(exc):
+                raise
             raise _translate(source, exc) from None
         yield batch.with_columns(pl.col(ROW_NUMBER) + offset)
         offset += batch.height

@@ -22,14 +22,17 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
 from pipeline.errors import OutputError, PipelineError
+from pipeline.io.arrow import is_arrow_error
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 ROW_GROUP_BYTES = 64 << 20
 """A Parquet row group written by pyarrow holds about this many bytes (Arrow's size in
@@ -127,7 +130,7 @@ def write_batches(
             raise failure[0] from None
         if isinstance(exc, PipelineError):
             raise
-        if isinstance(exc, OSError | pl.exceptions.PolarsError | pa.ArrowException):
+        if isinstance(exc, OSError | pl.exceptions.PolarsError) or is_arrow_error(exc):
             raise OutputError(f"{path}: cannot write output: {exc}") from None
         raise
 
@@ -162,6 +165,8 @@ def write_row_groups(
     Each frame becomes Arrow as it comes (a polars frame of thousands of columns costs
     MBs whatever its rows, so none is kept); a row group is written once complete.
     """
+    import pyarrow.parquet as pq
+
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
     with pq.ParquetWriter(path, arrow_schema, compression="zstd") as writer:
         held: list[pa.RecordBatch] = []
@@ -181,6 +186,8 @@ def write_row_groups(
 def _write_group(
     writer: pq.ParquetWriter, held: list[pa.RecordBatch], size: int, row_group_bytes: int
 ) -> None:
+    import pyarrow as pa
+
     table = pa.Table.from_batches(held)
     # One group (``held`` is the bound and at most a batch more); a batch far larger
     # than a group is split evenly. Each group costs about 0.8 KB a column in memory

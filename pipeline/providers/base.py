@@ -19,11 +19,13 @@ import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
-import httpx
 import polars as pl
+
+if TYPE_CHECKING:  # a provider builds requests and reads responses; it never sends
+    import httpx
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

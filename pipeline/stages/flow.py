@@ -20,14 +20,16 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import polars as pl
 
-from pipeline.engine.engine import Engine
 from pipeline.engine.tickets import Ticket
 from pipeline.stages.lookup import LookupStage, Pending
 from pipeline.stages.renormalize import with_appended_phones
+
+if TYPE_CHECKING:
+    from pipeline.engine.engine import Engine
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pipeline.engine.engine import Engine
-from pipeline.engine.lane import Lookup as Submission
 from pipeline.engine.tickets import Ticket
 from pipeline.io.reader import ROW_NUMBER as ROW
 from pipeline.providers.base import Provider
@@ -26,6 +25,10 @@ from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL, KEY, REFUSED, answer_columns
 from pipeline.store.base import AnswerStore
 from pipeline.store.records import Scope
+
+if TYPE_CHECKING:
+    from pipeline.engine.engine import Engine
+    from pipeline.engine.lane import Lookup as Submission
 
 _CARRY = "__pe_carry"
 PRUNE_EVERY = 200_000

@@ -14,10 +14,11 @@ import polars as pl
 
 from pipeline.columns import missing_column
 from pipeline.config import Config
+from pipeline.consent_dates import ConsentDates
 from pipeline.errors import InputError
 from pipeline.io.changes import FileIdentity, check_unchanged
 from pipeline.io.reader import ROW_NUMBER, InputFile, iter_batches
-from pipeline.normalize import normalize_consent_dates, normalize_phones
+from pipeline.normalize import normalize_phones
 from pipeline.providers.base import Provider
 from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL
@@ -28,12 +29,16 @@ Transform = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
 def normalizer(config: Config) -> Transform:
-    """Per-batch work that does not depend on where the batch sits in the file."""
+    """Per-batch work that does not depend on where the batch sits in the file (the
+    consent dates it has read are kept for the next batches: the same dates)."""
+
+    column = config.input.consent_date_column
+    dates = ConsentDates(column) if column else None
 
     def transform(frame: pl.LazyFrame) -> pl.LazyFrame:
         frame = normalize_phones(frame, config.input.phone_column, config.normalize.regions)
-        if config.input.consent_date_column:
-            frame = normalize_consent_dates(frame, config.input.consent_date_column)
+        if dates is not None:
+            frame = dates.add(frame)
         return frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(CREDITS_TOTAL))
 
     return transform
