@@ -49,6 +49,12 @@ PYTHON = sys.executable
 WIDE_COLUMNS = 5_000
 WIDE_GROUP_ROWS = 1_000
 
+COUNT_CODE = (
+    "import sys, polars as pl; p = sys.argv[1]; "
+    "lf = pl.scan_parquet(p) if p.endswith('.parquet') else pl.scan_csv(p, infer_schema=False); "
+    "print(lf.select(pl.len()).collect().item())"
+)
+
 RAW_CODE = (
     "import sys, polars as pl; lf = pl.scan_parquet(sys.argv[1]); "
     "lf.sink_parquet(sys.argv[2]) if sys.argv[2].endswith('.parquet') else lf.sink_csv(sys.argv[2])"
@@ -58,6 +64,8 @@ RAW_CODE = (
 @dataclass(frozen=True)
 class Measure:
     seconds: float
+    cpu_seconds: float
+    """User + system time of the child."""
     peak_rss_mb: float
 
 
@@ -74,7 +82,13 @@ class BenchError(Exception):
 
 
 def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
-    """Run ``cmd`` as a child; its wall time and peak RSS. Raises if it exits non-zero."""
+    """Run ``cmd`` as a child; its wall time and peak RSS. Raises if it exits non-zero.
+
+    Linux's peak RSS of a child starts from its parent's: ``exec`` keeps the high-water
+    mark of the memory it replaces, which a child made by ``vfork`` shares with this
+    process (a child of a parent that once held 700 MB reports 700 MB for
+    ``python -c pass``). So this process never reads data itself, and the report gives
+    its own peak, below which no figure means anything."""
     with open(log, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
@@ -86,7 +100,7 @@ def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
         raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{tail}")
     # Linux reports ru_maxrss in KiB (macOS in bytes).
     rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return Measure(seconds, rss_bytes / 2**20)
+    return Measure(seconds, usage.ru_utime + usage.ru_stime, rss_bytes / 2**20)
 
 
 def _generated(path: Path, what: str, cmd: list[str], cwd: Path = ROOT) -> Path:
@@ -184,11 +198,14 @@ def _toml_str(path: Path) -> str:
 
 
 def count_rows(path: Path) -> int:
-    import polars as pl
-
-    if path.suffix == ".parquet":
-        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
-    return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
+    """The rows in ``path``, counted by a child: this process must stay small (see
+    :func:`run_measured`), and counting a wide CSV takes hundreds of MB."""
+    out = subprocess.run(
+        [PYTHON, "-c", COUNT_CODE, str(path)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise BenchError(f"counting the rows of {path}: {out.stderr[-3000:]}")
+    return int(out.stdout)
 
 
 def measure(program: str, code: Path | None, work: Path, case: Case) -> Measure:
@@ -286,16 +303,22 @@ def _bench(cases: list[Case], args: argparse.Namespace) -> int:
                 m = measure(program, code, Path(tmp), case)
                 results[(case.label, program)] = m
                 print(
-                    f"  {case.label:<32} {program:<7} {m.seconds:7.1f}s {m.peak_rss_mb:7,.0f} MB",
+                    f"  {case.label:<32} {program:<7} {m.seconds:7.1f}s (cpu {m.cpu_seconds:6.1f}s)"
+                    f" {m.peak_rss_mb:7,.0f} MB   load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     _table(cases, results, [name for name, _ in programs])
+    floor = _own_peak_mb()
+    print(f"this process's own peak RSS: {floor:,.0f} MB (no child's figure can be lower)\n")
     return 0 if _verdicts(cases, results, args) else 1
 
 
 def _table(cases: list[Case], results: dict[tuple[str, str], Measure], programs: list[str]) -> None:
-    head = "\n| case | ours: peak RSS | raw: peak RSS | ours / raw | ours: wall | raw: wall |"
-    rule = "|---|---|---|---|---|---|"
+    head = (
+        "\n| case | ours: peak RSS | raw: peak RSS | ours / raw"
+        " | ours: wall (cpu) | raw: wall (cpu) | ours / raw: cpu |"
+    )
+    rule = "|---|---|---|---|---|---|---|"
     if "before" in programs:
         head += " before: peak RSS | before: wall |"
         rule += "---|---|"
@@ -306,12 +329,21 @@ def _table(cases: list[Case], results: dict[tuple[str, str], Measure], programs:
         line = (
             f"| {case.label} | {ours.peak_rss_mb:,.0f} MB | {raw.peak_rss_mb:,.0f} MB"
             f" | {ours.peak_rss_mb / raw.peak_rss_mb:.2f}"
-            f" | {ours.seconds:.1f} s | {raw.seconds:.1f} s |"
+            f" | {ours.seconds:.1f} s ({ours.cpu_seconds:.1f} s)"
+            f" | {raw.seconds:.1f} s ({raw.cpu_seconds:.1f} s)"
+            f" | {ours.cpu_seconds / raw.cpu_seconds:.2f} |"
         )
         if (before := results.get((case.label, "before"))) is not None:
             line += f" {before.peak_rss_mb:,.0f} MB | {before.seconds:.1f} s |"
         print(line)
     print()
+
+
+def _own_peak_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak if sys.platform == "darwin" else peak * 1024) / 2**20
 
 
 def _verdicts(
