@@ -23,9 +23,10 @@ prefilled
     among them) and never asked by the run (a consent date of 1999). It is made once per
     code and kept in ``--data``: a small seed run makes the file (that code's schema) and
     a first answer, which SQL then copies ``--answers`` times, with new keys, in key
-    order. Then runs of ``--prefill-rows`` rows (1M) on a copy of it and on an empty
-    ledger, alternating, ``--rounds`` times: whole-run numbers per second (from the
-    first answer to the last) and CPU per number, medians. Target: full >= 0.9 x empty.
+    order (one such ledger per schema version). Then runs of ``--prefill-rows`` rows
+    (1M) on a copy of it and on an empty ledger, alternating, ``--rounds`` times:
+    whole-run numbers per second (from the first answer to the last) and CPU per
+    number, medians. Target: full >= 0.9 x empty.
 
 Also printed: peak RSS of the run (``wait4``), the ledger's size at the end, wall and CPU
 of the whole process, and the machine's load average. Exit status 1 if a target is missed
@@ -230,15 +231,18 @@ def load() -> str:
 def prefilled(tree: Path, data: Path, emulator: EmulatorProcess, port: int, answers: int) -> Path:
     """The state folder of a ledger holding ``answers`` synthetic answers of the bench's
     provider and parameters, made by the code in ``tree`` (kept in ``data``)."""
-    git = ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"]
-    tag = subprocess.run(git, capture_output=True, text=True).stdout.strip() or tree.name
-    state = data / f"prefilled-{answers}-{tag}-{port}"
+    ask = "from pipeline.store.sqlite_schema import MIGRATIONS; print(len(MIGRATIONS))"
+    version = subprocess.run(
+        [PYTHON, "-c", ask], cwd=tree, env=_env(tree), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    state = data / f"prefilled-{answers}-schema{version}-{port}"
     if (state / "done").exists():
         return state
     shutil.rmtree(state, ignore_errors=True)
     started = time.monotonic()
     seed_input = sample(tree, data, SEED_ROWS, seed=11)
-    measure(tree, emulator, config(data, seed_input, state, port), state)
+    with tempfile.TemporaryDirectory(prefix="bench-growth-", dir=data) as tmp:
+        measure(tree, emulator, config(Path(tmp), seed_input, state, port), state)
     shutil.rmtree(state / "runs", ignore_errors=True)
     fill(state / "ledger.sqlite", answers)
     (state / "done").write_text(f"{answers} answers\n")

@@ -27,7 +27,7 @@ from pipeline.store.records import (
     Session,
     SessionRecord,
 )
-from pipeline.store.sqlite_figures import RunFigures
+from pipeline.store.sqlite_counts import RunCounts
 from pipeline.store.sqlite_file import (
     LEDGER_FILE,
     check_file,
@@ -58,7 +58,7 @@ _CANDIDATES = (
 )
 
 
-class SqliteStore(RunFigures, AnswerStore):
+class SqliteStore(RunCounts, AnswerStore):
     """The store file of one state folder. ``clock`` stamps runs, requests and answers
     (tests move it; a run uses the wall clock)."""
 

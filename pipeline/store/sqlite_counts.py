@@ -23,7 +23,7 @@ _TOTALS = (
 )
 
 
-class RunFigures:
+class RunCounts:
     """The store's per-run figures, on the store's connection (a run's lookups are found
     by the index on run_id, never by reading the whole table)."""
 
