@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress bench-run-memory bench-parquet clean
+.PHONY: browser demo test lint typecheck unit bench bench-engine bench-single bench-tdg bench-pacer bench-progress bench-run-memory bench-ledger-growth bench-parquet clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-pacer: $(STAMP)
 # 1M and 3M rows of the sample file: a few minutes.
 bench-run-memory: $(STAMP)
 	$(BIN)/python bench/bench_run_memory.py
+
+bench-ledger-growth: $(STAMP)
+	$(BIN)/python bench/bench_ledger_growth.py
 
 bench-parquet: $(STAMP)
 	$(BIN)/python bench/bench_parquet_memory.py

@@ -1,10 +1,12 @@
-"""A ledger written by the phone-enrich of before the answer store opens and resumes.
+"""Ledgers written by earlier phone-enrich versions open and resume.
 
-``tests/fixtures/ledger_v2`` holds a ledger that code made (see its README): an early
-run that finished, and a run of ``leads.csv`` stopped by its budget with two failed
-lookups. Run again with a bigger budget, the same job resumes that run (session 2),
-buys exactly what it lacked (the keys never bought, and the two failures) and writes
-the whole output.
+``tests/fixtures/ledger_v2`` holds a ledger written before the answer store (schema 2),
+``tests/fixtures/ledger_v3`` one of schema 3 (lookups keyed by provider and params, not
+yet by scope id); see their READMEs. Each has an early run that finished, and a run of
+``leads.csv`` stopped by its budget with two failed lookups. Opened by today's code,
+every answer is kept as it was; run again with a bigger budget, the same job resumes
+that run (session 2), buys exactly what it lacked (the keys never bought, and the two
+failures) and writes the whole output.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import polars as pl
 import pytest
 from enrich_helpers import read_output, read_report
-from fixtures.ledger_v2.make import BASE, KEY, KEY_ENVS, PORT, config, knobs
+from fixtures.ledger_v2 import make as make_v2
+from fixtures.ledger_v3 import make as make_v3
 
 from pipeline.emulators.server import Emulator
 from pipeline.errors import EXIT_OK
@@ -25,61 +31,151 @@ from pipeline.run import run
 from pipeline.run_opening import RunOpened
 from pipeline.store.records import SessionRecord
 from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
-from pipeline.store.sqlite_schema import MIGRATIONS
+from pipeline.store.sqlite_schema import MIGRATIONS, SCOPED_LOOKUPS
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ledger_v2"
-EARLY_RUN = "20261202T022050Z-ac0fb4"
-STOPPED_RUN = "20261202T022050Z-7987c3"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROVIDERS = ("tcpa_authority", "checkthatphone")
 STATUS = {"tcpa_authority": "tcpa_status", "checkthatphone": "ctp_status"}
+# Every column of a lookup, as every schema can give it (schema 4 files its provider
+# and params under a scope id).
+_ROWS = {
+    "provider": "SELECT provider, params, key, run_id, session, status, answer, error,"
+    " credits, request_id, first_row, fetched_at FROM lookups",
+    "scope": "SELECT s.provider, s.params, l.key, l.run_id, l.session, l.status, l.answer,"
+    " l.error, l.credits, l.request_id, l.first_row, l.fetched_at FROM lookups AS l"
+    " JOIN scopes AS s ON s.id = l.scope",
+}
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A ledger an earlier version wrote, and the job that resumes it (``make``)."""
+
+    name: str
+    make: ModuleType
+    early_run: str
+    stopped_run: str
+    early: dict[str, int]
+    """Lookups of the early run, by provider."""
+    stopped: dict[str, int]
+    """Lookups of the stopped run, by provider (CheckThatPhone's two failures among them)."""
+
+    @property
+    def folder(self) -> Path:
+        return FIXTURES / self.name
+
+    @property
+    def base(self) -> Path:
+        return Path(self.make.BASE)
+
+
+V2 = Fixture(
+    "ledger_v2", make_v2, "20261202T022050Z-ac0fb4", "20261202T022050Z-7987c3",
+    {"tcpa_authority": 11, "checkthatphone": 11}, {"tcpa_authority": 19, "checkthatphone": 13},
+)  # fmt: skip
+V3 = Fixture(
+    "ledger_v3", make_v3, "20261202T064616Z-8a582a", "20261202T064617Z-9c56f3",
+    {"tcpa_authority": 11, "checkthatphone": 11}, {"tcpa_authority": 20, "checkthatphone": 12},
+)  # fmt: skip
+EARLY_RUN, STOPPED_RUN = V2.early_run, V2.stopped_run
+
+
+def _rows(ledger: Path, where: str = "1") -> list[tuple[Any, ...]]:
+    """Every lookup of the ledger that matches ``where`` (run_id, session, status: no
+    other table has them), whole and sorted. Read as immutable: no -wal or -shm appears
+    next to a committed fixture."""
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro&immutable=1", uri=True)
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(lookups)")}
+        sql = _ROWS["scope" if "scope" in columns else "provider"]
+        return sorted(conn.execute(f"{sql} WHERE {where}").fetchall())
+    finally:
+        conn.close()
 
 
 def _lookups(ledger: Path, where: str = "1") -> dict[str, dict[str, str]]:
-    """provider -> key -> status, of the ledger's lookups that match ``where``. Read as
-    immutable: no -wal or -shm appears next to the committed fixture."""
-    conn = sqlite3.connect(f"file:{ledger}?mode=ro&immutable=1", uri=True)
-    try:
-        rows = conn.execute(f"SELECT provider, key, status FROM lookups WHERE {where}").fetchall()
-    finally:
-        conn.close()
+    """provider -> key -> status, of the ledger's lookups that match ``where``."""
     found: dict[str, dict[str, str]] = {name: {} for name in PROVIDERS}
-    for provider, key, status in rows:
+    for provider, _, key, _, _, status, *_ in _rows(ledger, where):
         found[provider][key] = status
     return found
 
 
+@pytest.fixture(params=[V2, V3], ids=lambda fixture: fixture.name)
+def fixture(request: pytest.FixtureRequest) -> Fixture:
+    found: Fixture = request.param
+    return found
+
+
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    shutil.rmtree(BASE, ignore_errors=True)
-    (BASE / "state").mkdir(parents=True)
-    shutil.copyfile(FIXTURE / "leads.csv", BASE / "leads.csv")
-    shutil.copyfile(FIXTURE / "ledger.sqlite", BASE / "state" / "ledger.sqlite")
-    for env in KEY_ENVS:
-        monkeypatch.setenv(env, KEY)
-    with Emulator(knobs(), port=PORT) as started:
+def emulator(fixture: Fixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    base = fixture.base
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "state").mkdir(parents=True)
+    shutil.copyfile(fixture.folder / "leads.csv", base / "leads.csv")
+    shutil.copyfile(fixture.folder / "ledger.sqlite", base / "state" / "ledger.sqlite")
+    for env in fixture.make.KEY_ENVS:
+        monkeypatch.setenv(env, fixture.make.KEY)
+    with Emulator(fixture.make.knobs(), port=fixture.make.PORT) as started:
         yield started
-    shutil.rmtree(BASE, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
 
 
-def test_the_fixture_is_what_its_readme_says() -> None:
-    early = _lookups(FIXTURE / "ledger.sqlite", f"run_id = '{EARLY_RUN}'")
-    stopped = _lookups(FIXTURE / "ledger.sqlite", f"run_id = '{STOPPED_RUN}'")
-    assert {name: len(keys) for name, keys in early.items()} == {
-        "tcpa_authority": 11, "checkthatphone": 11,
-    }  # fmt: skip
+def test_the_fixture_is_what_its_readme_says(fixture: Fixture) -> None:
+    ledger = fixture.folder / "ledger.sqlite"
+    early = _lookups(ledger, f"run_id = '{fixture.early_run}'")
+    stopped = _lookups(ledger, f"run_id = '{fixture.stopped_run}'")
+    assert {name: len(keys) for name, keys in early.items()} == fixture.early
     assert sorted(stopped["checkthatphone"].values()).count("failed") == 2
-    assert {name: len(keys) for name, keys in stopped.items()} == {
-        "tcpa_authority": 19, "checkthatphone": 13,
-    }  # fmt: skip
+    assert {name: len(keys) for name, keys in stopped.items()} == fixture.stopped
     # The stopped run bought none of the early run's keys: it took them from the cache.
     assert all(not set(early[name]) & set(stopped[name]) for name in PROVIDERS)
 
 
-def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
-    emulator: Emulator,
+def test_opening_keeps_every_answer_as_it_was(fixture: Fixture, tmp_path: Path) -> None:
+    shutil.copyfile(fixture.folder / "ledger.sqlite", tmp_path / LEDGER_FILE)
+    SqliteStore(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / LEDGER_FILE)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # so immutable reads see it all
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    finally:
+        conn.close()
+    before = _rows(fixture.folder / "ledger.sqlite")
+    assert len(before) == sum(fixture.early.values()) + sum(fixture.stopped.values())
+    assert _rows(tmp_path / LEDGER_FILE) == before
+
+
+def test_the_scope_step_is_idempotent(tmp_path: Path) -> None:
+    """Run again on a file it already changed (its version set back), the step leaves
+    the rows, the tables and the indexes as they were."""
+    shutil.copyfile(V3.folder / "ledger.sqlite", tmp_path / LEDGER_FILE)
+    SqliteStore(tmp_path).close()
+
+    def schema_and_rows() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        conn = sqlite3.connect(tmp_path / LEDGER_FILE)
+        try:
+            schema = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            return schema.fetchall(), sorted(conn.execute(f"{_ROWS['scope']}").fetchall())
+        finally:
+            conn.close()
+
+    migrated = schema_and_rows()
+    assert "lookups_key" in {name for _, name, _ in migrated[0]}
+    conn = sqlite3.connect(tmp_path / LEDGER_FILE)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    SqliteStore(tmp_path).close()
+    assert schema_and_rows() == migrated
+    assert "CREATE UNIQUE INDEX IF NOT EXISTS lookups_key" in SCOPED_LOOKUPS
+
+
+def test_a_ledger_of_a_previous_version_resumes_and_buys_only_what_it_lacked(
+    fixture: Fixture, emulator: Emulator
 ) -> None:
-    ledger = BASE / "state" / "ledger.sqlite"
-    before = _lookups(FIXTURE / "ledger.sqlite")
+    base, make = fixture.base, fixture.make
+    ledger = base / "state" / "ledger.sqlite"
+    before = _lookups(fixture.folder / "ledger.sqlite")
     settled = {
         name: {key for key, status in keys.items() if status != "failed"}
         for name, keys in before.items()
@@ -91,28 +187,36 @@ def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
 
     events: list[RunOpened] = []
     summary = run(
-        config(emulator, BASE / "leads.csv", BASE / "out.csv"), max_credits=10_000,
+        make.config(emulator, base / "leads.csv", base / "out.csv"), max_credits=10_000,
         on_event=events.append,
     )  # fmt: skip
 
     assert summary.exit_code == EXIT_OK
-    assert [e.message for e in events] == [f"resuming run {STOPPED_RUN} (session 2)"]
-    assert (summary.run_id, summary.session) == (STOPPED_RUN, 2)
-    bought = _lookups(ledger, f"run_id = '{STOPPED_RUN}' AND session = 2")
+    stopped = fixture.stopped_run
+    assert [e.message for e in events] == [f"resuming run {stopped} (session 2)"]
+    assert (summary.run_id, summary.session) == (stopped, 2)
+    conn = sqlite3.connect(ledger)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # so immutable reads see it all
+    conn.close()
+    bought = _lookups(ledger, f"run_id = '{stopped}' AND session = 2")
     charged = {name: emulator.state(name)["totals"] for name in PROVIDERS}
     # Exactly the keys the fixture lacked: the failed ones again, none it had settled.
+    # The leads hold 36 distinct numbers and TCPA keys, all valid.
     assert {name: len(keys) for name, keys in bought.items()} == {
-        "tcpa_authority": 6, "checkthatphone": 14,
-    }  # fmt: skip
+        name: 36 - len(settled[name]) for name in PROVIDERS
+    }
+    # Every answer the fixture held is still there, the two failures replaced.
+    kept = _rows(ledger, f"NOT (run_id = '{stopped}' AND session = 2)")
+    assert kept == [row for row in _rows(fixture.folder / "ledger.sqlite") if row[5] != "failed"]
     for name in PROVIDERS:
         assert not set(bought[name]) & settled[name]
         assert failed[name] <= set(bought[name])
         assert set(bought[name].values()) <= {"hit", "no_match"}
         assert charged[name]["numbers_charged"] == len(bought[name])
         assert charged[name]["credits"] == len(bought[name])
-    assert charged["checkthatphone"]["requests"] == 14
+    assert charged["checkthatphone"]["requests"] == len(bought["checkthatphone"])
 
-    out = read_output(BASE / "out.csv")
+    out = read_output(base / "out.csv")
     assert out.height == 40
     valid = out.filter(pl.col("phone_valid") == "true")
     assert valid.height == 38
@@ -121,23 +225,26 @@ def test_a_ledger_of_the_previous_version_resumes_and_buys_only_what_it_lacked(
     invalid = out.filter(pl.col("phone_valid") != "true")
     assert set(invalid["tcpa_status"]) == set(invalid["ctp_status"]) == {"not_requested"}
     report = read_report(summary.report)
-    assert report["budget"] == {"max_credits": 10_000, "from": "--max-credits", "spent": 50}
-    assert report["credits_total"] == 50  # this run's own: 30 in session 1, 20 now
-    # Session 1, recorded before sessions were kept, has what the old ledger knew.
+    now = sum(len(keys) for keys in bought.values())
+    spent = 30 + now
+    assert report["budget"] == {"max_credits": 10_000, "from": "--max-credits", "spent": spent}
+    assert report["credits_total"] == spent  # this run's own: 30 in session 1, the rest now
     first, second = report["sessions"]
-    assert (first["started_at"], first["finished_at"]) == (
-        "2026-12-02T02:20:50.853524+00:00",
-        "2026-12-02T02:20:51.175718+00:00",
-    )
+    if fixture is V2:  # session 1, recorded before sessions were kept: what the ledger knew
+        assert (first["started_at"], first["finished_at"]) == (
+            "2026-12-02T02:20:50.853524+00:00",
+            "2026-12-02T02:20:51.175718+00:00",
+        )
     assert (first["session"], first["exit_code"], first["credits_charged"]) == (1, 3, 30)
-    assert (second["session"], second["exit_code"], second["credits_charged"]) == (2, 0, 20)
+    assert (second["session"], second["exit_code"], second["credits_charged"]) == (2, 0, now)
     assert report["run"]["started_at"] == first["started_at"]
-    assert report["run"]["credits_charged"] == 50 and report["run"]["duration_complete"]
+    assert report["run"]["credits_charged"] == spent and report["run"]["duration_complete"]
 
 
 def test_runs_of_a_previous_version_have_the_sessions_that_are_known(tmp_path: Path) -> None:
-    shutil.copyfile(FIXTURE / "ledger.sqlite", tmp_path / "ledger.sqlite")
-    conn = sqlite3.connect(f"file:{FIXTURE / 'ledger.sqlite'}?mode=ro&immutable=1", uri=True)
+    v2 = V2.folder / "ledger.sqlite"
+    shutil.copyfile(v2, tmp_path / "ledger.sqlite")
+    conn = sqlite3.connect(f"file:{v2}?mode=ro&immutable=1", uri=True)
     try:
         runs = {
             run_id: (started, updated)

@@ -75,18 +75,18 @@ def test_runs_are_stamped_by_the_wall_clock_and_a_run_id_is_a_primary_key(
     assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
 
 
-def test_a_fresh_file_gets_schema_version_3(tmp_path: Path) -> None:
+def test_a_fresh_file_gets_schema_version_4(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
     with SqliteStore(state) as ledger:
         assert isinstance(ledger, SqliteStore)
         assert ledger.path == state / LEDGER_FILE
         assert ledger.path.is_file()
-        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (4,)
         tables = {
             name
             for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
-        assert tables == {"runs", "lookups", "requests", "sessions"}
+        assert tables == {"runs", "lookups", "requests", "sessions", "scopes"}
 
 
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 
     again = SqliteStore(tmp_path)
     try:
-        assert again.conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert again.conn.execute("PRAGMA user_version").fetchone() == (4,)
         assert (
             again.conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
             == schema
@@ -118,9 +118,9 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     SqliteStore(tmp_path).close()
     raw = sqlite3.connect(tmp_path / LEDGER_FILE)
-    raw.execute("PRAGMA user_version = 4")
+    raw.execute("PRAGMA user_version = 5")
     raw.close()
-    with pytest.raises(UnusableStoreError, match="version 4 is newer") as caught:
+    with pytest.raises(UnusableStoreError, match="version 5 is newer") as caught:
         SqliteStore(tmp_path)
     assert str(tmp_path / LEDGER_FILE) in str(caught.value)
 
@@ -221,7 +221,7 @@ def test_openers_of_a_fresh_file_at_the_same_time_all_succeed(tmp_path: Path) ->
         assert open_at_once(state, 3) == []
         with SqliteStore(state) as check:
             assert isinstance(check, SqliteStore)
-            assert check.conn.execute("PRAGMA user_version").fetchone() == (3,)
+            assert check.conn.execute("PRAGMA user_version").fetchone() == (4,)
 
 
 def test_wal_mode_is_on_for_every_connection(ledger: SqliteStore) -> None:
@@ -258,7 +258,7 @@ def test_connections_are_per_thread_and_close_closes_them_all(ledger: SqliteStor
             conn.execute("SELECT 1")
     # usable again afterwards: a fresh connection for this thread
     assert ledger.conn is not main
-    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (4,)
 
 
 def test_a_new_connection_closes_those_of_threads_that_have_ended(ledger: SqliteStore) -> None:
@@ -280,7 +280,7 @@ def test_a_new_connection_closes_those_of_threads_that_have_ended(ledger: Sqlite
     with pytest.raises(sqlite3.ProgrammingError):  # closed when the second was opened
         opened[0].execute("SELECT 1")
     assert opened[1].execute("SELECT 1").fetchone() == (1,)
-    assert main.execute("PRAGMA user_version").fetchone() == (3,)  # a live thread's stays
+    assert main.execute("PRAGMA user_version").fetchone() == (4,)  # a live thread's stays
 
 
 # -- commit, as rows in the file -------------------------------------------------------

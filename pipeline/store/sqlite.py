@@ -20,15 +20,14 @@ from typing import Any
 from pipeline.store.base import AnswerStore, UnusableStoreError, pick_best
 from pipeline.store.records import (
     BestAnswer,
-    FailureCount,
     NewRun,
-    RequestTotals,
     Response,
     RunRecord,
     Scope,
     Session,
     SessionRecord,
 )
+from pipeline.store.sqlite_counts import RunCounts
 from pipeline.store.sqlite_file import (
     LEDGER_FILE,
     check_file,
@@ -47,31 +46,19 @@ _RUN_COLUMNS = (
     " config_path, input_path, output_path, max_credits, identity"
 )
 # The candidates of the asked keys (see pipeline.store.base), in BestAnswer's field
-# order. CROSS JOIN pins the loop order: one primary-key probe per asked key. With a
-# plain JOIN SQLite scans every row of (provider, params) and, for each, the whole key
-# list. The best of them is picked in Python: most keys have one candidate, and a
-# window function or a subquery per key to pick in SQL costs 1.5-2x the probes.
+# order. CROSS JOIN pins the loop order: one probe of the key index per asked key. With
+# a plain JOIN SQLite scans every row of the scope and, for each, the whole key list.
+# The best of them is picked in Python: most keys have one candidate, and a window
+# function or a subquery per key to pick in SQL costs 1.5-2x the probes.
 _CANDIDATES = (
     "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
     " l.request_id, l.first_row, l.fetched_at FROM json_each(?) AS k"
-    " CROSS JOIN lookups AS l ON l.provider = ? AND l.params = ? AND l.key = k.value"
+    " CROSS JOIN lookups AS l ON l.scope = ? AND l.key = k.value"
     " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)"
 )
-# Unanswered: sent, and no HTTP answer came back, so the provider may have charged for
-# it: a timeout, a connection dropped after sending, or one in flight when the process
-# ended (sent, never recorded). A connection that could not be made sent nothing.
-_TOTALS = (
-    "SELECT count(*), coalesce(sum(attempt > 1), 0), coalesce(sum(http_status = 429), 0),"
-    " coalesce(sum(CASE WHEN outcome = 'answered' THEN numbers ELSE 0 END), 0),"
-    " coalesce(sum(credits), 0), coalesce(sum(unanswered), 0),"
-    " coalesce(sum(CASE WHEN unanswered THEN numbers ELSE 0 END), 0)"
-    " FROM (SELECT *, http_status IS NULL AND (outcome IS NULL OR (outcome = 'transient'"
-    "  AND coalesce(error, '') NOT LIKE '%connection failed: Connect%')) AS unanswered"
-    " FROM requests WHERE run_id = ? AND provider = ?)"
-)
 
 
-class SqliteStore(AnswerStore):
+class SqliteStore(RunCounts, AnswerStore):
     """The store file of one state folder. ``clock`` stamps runs, requests and answers
     (tests move it; a run uses the wall clock)."""
 
@@ -83,6 +70,8 @@ class SqliteStore(AnswerStore):
         self._local = threading.local()
         self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._lock = threading.Lock()
+        self._scopes: dict[tuple[str, str], int] = {}
+        """(provider, params) -> its id in scopes, once committed (ids never change)."""
         try:
             # A damaged file is refused before SQLite touches it (or its -wal).
             if not check_file(self.path):
@@ -283,18 +272,53 @@ class SqliteStore(AnswerStore):
         previous group was being written."""
         now = self._clock()
         conn = self.conn
+        scopes = {
+            name: self._filed_scope(conn, name, session.params[name])
+            for name in {response.log.provider for response in responses if response.columns.keys}
+        }
         conn.execute("BEGIN")
         try:
             for response in responses:
-                self._insert(conn, response, session, now)
+                self._insert(conn, response, session, scopes, now)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
                 conn.execute("ROLLBACK")
             raise
 
+    def _known_scope(self, conn: sqlite3.Connection, provider: str, params: str) -> int | None:
+        """The id of (provider, params) in scopes; None if no answer was ever filed under
+        it. Asked outside a transaction, so an id kept here is committed."""
+        found = self._scopes.get((provider, params))
+        if found is None:
+            row = conn.execute(
+                "SELECT id FROM scopes WHERE provider = ? AND params = ?", (provider, params)
+            ).fetchone()
+            if row is None:
+                return None
+            found = self._scopes[(provider, params)] = int(row[0])
+        return found
+
+    def _filed_scope(self, conn: sqlite3.Connection, provider: str, params: str) -> int:
+        """The id of (provider, params), made if missing in a transaction of its own,
+        before the answers' (a scope with no answer is harmless)."""
+        found = self._known_scope(conn, provider, params)
+        if found is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO scopes (provider, params) VALUES (?, ?)", (provider, params)
+            )
+            found = self._known_scope(conn, provider, params)
+            assert found is not None
+        return found
+
     @staticmethod
-    def _insert(conn: sqlite3.Connection, response: Response, session: Session, now: float) -> None:
+    def _insert(
+        conn: sqlite3.Connection,
+        response: Response,
+        session: Session,
+        scopes: dict[str, int],
+        now: float,
+    ) -> None:
         log, cols = response
         conn.execute(
             "INSERT OR REPLACE INTO requests (request_id, run_id, session, provider, attempt,"
@@ -310,11 +334,10 @@ class SqliteStore(AnswerStore):
         answers = [a if a is None or isinstance(a, str) else dumps(a) for a in cols.answers]
         # What every row shares is written into the statement once: binding it per
         # row costs more than the insert itself at 1,000 answers a response.
-        params = session.params[log.provider]
         conn.executemany(
-            "INSERT OR REPLACE INTO lookups (provider, params, key, run_id, session,"
+            "INSERT OR REPLACE INTO lookups (scope, key, run_id, session,"
             " status, answer, error, credits, request_id, first_row, fetched_at)"
-            f" VALUES ('{_quote(log.provider)}', '{_quote(params)}', ?1,"
+            f" VALUES ({int(scopes[log.provider])}, ?1,"
             f" '{_quote(session.run_id)}', {int(session.number)}, ?2, ?3, ?4, ?5,"
             f" CASE WHEN ?2 = 'failed' THEN NULL ELSE '{_quote(log.request_id)}' END,"
             f" ?6, {float(now)!r})",
@@ -330,62 +353,17 @@ class SqliteStore(AnswerStore):
     def best(self, scope: Scope, keys: Sequence[str]) -> list[BestAnswer]:
         if not keys:
             return []
+        scope_id = self._known_scope(self.conn, scope.provider, scope.params)
+        if scope_id is None:
+            return []
         cache = scope.cache_from is not None
         rows = self.conn.execute(
             _CANDIDATES,
-            (json.dumps(list(keys)), scope.provider, scope.params, scope.run_id, cache,
-             scope.cache_from or 0.0),
-        )  # fmt: skip
+            (json.dumps(list(keys)), scope_id, scope.run_id, cache, scope.cache_from or 0.0),
+        )
         # Each row made a BestAnswer as it is read, not a list of plain rows first: twice
         # the tuples alive at once is twice the garbage collector's work.
         return pick_best(list(map(BestAnswer._make, rows)), scope.run_id)
-
-    # -- what a run did ----------------------------------------------------------------
-
-    @guarded
-    def lookup_counts(self, run_id: str, provider: str) -> dict[str, int]:
-        rows = self.conn.execute(
-            "SELECT status, count(*) FROM lookups WHERE run_id = ? AND provider = ?"
-            " GROUP BY status",
-            (run_id, provider),
-        ).fetchall()
-        return {status: int(count) for status, count in rows}
-
-    @guarded
-    def failure_reasons(self, run_id: str) -> list[FailureCount]:
-        rows = self.conn.execute(
-            "SELECT provider, coalesce(error, ''), count(*) FROM lookups"
-            " WHERE run_id = ? AND status = 'failed' GROUP BY provider, error"
-            " ORDER BY count(*) DESC",
-            (run_id,),
-        ).fetchall()
-        return [FailureCount(str(p), str(e), int(n)) for p, e, n in rows]
-
-    @guarded
-    def request_totals(self, run_id: str, provider: str) -> RequestTotals:
-        row = self.conn.execute(_TOTALS, (run_id, provider)).fetchone()
-        return RequestTotals(*(int(value) for value in row))
-
-    @guarded
-    def providers_of_run(self, run_id: str) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT DISTINCT provider FROM lookups WHERE run_id = ? ORDER BY provider", (run_id,)
-        ).fetchall()
-        return [str(provider) for (provider,) in rows]
-
-    @guarded
-    def charged(self, run_id: str) -> int:
-        row = self.conn.execute(
-            "SELECT coalesce(sum(credits), 0) FROM requests WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return int(row[0])
-
-    @guarded
-    def credits_of_run(self, run_id: str) -> int:
-        row = self.conn.execute(
-            "SELECT coalesce(sum(credits), 0) FROM lookups WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return int(row[0])
 
 
 def _quote(text: str) -> str:
