@@ -221,3 +221,33 @@ def test_a_sleep_that_overruns_does_not_bring_the_next_request_closer() -> None:
     sent = anyio.run(scenario)
     gaps = [b - a for a, b in pairwise(sent)]
     assert min(gaps) >= 0.1 - 1e-9, gaps
+
+
+class BrokenStore(SqliteStore):
+    """A store whose second commit fails with an error that is not a write error (a bug
+    in the store, say): the run must stop, not hang and not take the answers as kept."""
+
+    commits = 0
+
+    def commit(self, session: Session, responses: object) -> None:  # type: ignore[override]
+        self.commits += 1
+        if self.commits == 2:
+            raise TypeError("a bug in the store")
+        super().commit(session, responses)  # type: ignore[arg-type]
+
+
+def test_an_unexpected_store_error_stops_the_lane_instead_of_hanging(tmp_path: Path) -> None:
+    store = BrokenStore(tmp_path)
+    store.start(NewRun(RUN, "job", config_path=None, input_path="in", output_path="out",
+                       cache_cutoff=None))  # fmt: skip
+    recorder = Recorder()
+    with engine(store, recorder, batch_size=10, requests_per_minute=10**6, max_concurrency=1) as e:
+        ticket = e.submit("tcpa_authority", items(50))
+        e.close_input()
+        ticket.future.result(timeout=10)  # settled, not hung: its rows read the store
+        stop = e.stopped("tcpa_authority")
+        assert stop is not None and stop.kind is StopKind.STORE
+        assert "TypeError: a bug in the store" in stop.message
+    assert len(recorder.sizes) == 2  # nothing sent after the failed commit
+    assert store.lookup_counts(RUN, "tcpa_authority") == {"hit": 10}  # the first commit only
+    store.close()

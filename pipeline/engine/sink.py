@@ -94,7 +94,7 @@ class StoreSink:
                             await anyio.to_thread.run_sync(self._write, sent, responses)
                         for response in responses:
                             self.recorded[response.log.provider].add(response)
-                    except StoreWriteError as exc:
+                    except Exception as exc:  # a bug must stop the run too, never hang it
                         self._fail(exc)
                     finally:
                         for _, event in group:
@@ -108,9 +108,10 @@ class StoreSink:
         if self.failure is not None:
             raise self.failure
 
-    def _fail(self, exc: StoreWriteError) -> None:
+    def _fail(self, exc: Exception) -> None:
+        what = str(exc) if isinstance(exc, StoreWriteError) else f"{type(exc).__name__}: {exc}"
         self.failure = StoreError(
-            f"{exc}: cannot record the answers bought, so "
+            f"{what}: cannot record the answers bought, so "
             "nothing more is sent; fix that, then run the same command again: it resumes "
             "and pays again at most for the requests that were in flight"
         )
@@ -122,7 +123,7 @@ class StoreSink:
         if sent and self.failure is None:
             try:
                 await anyio.to_thread.run_sync(self._write, sent, [])
-            except StoreWriteError as exc:
+            except Exception as exc:
                 self._fail(exc)
 
     def _write(self, sent: list[tuple[str, str, int, int]], responses: list[Response]) -> None:
