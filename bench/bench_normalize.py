@@ -33,19 +33,27 @@ Targets (PASS/FAIL; exit status 1 if any fails):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import (
+    PYTHON,
+    ROOT,
+    BenchError,
+    Measure,
+    count_rows,
+    run_measured,
+    toml_str,
+    verdict,
+)
+
 DATA = ROOT / "bench" / ".data"
-PYTHON = sys.executable
 
 _SINK = (
     "lf.sink_parquet(sys.argv[2]) if sys.argv[2].endswith('.parquet') else lf.sink_csv(sys.argv[2])"
@@ -82,41 +90,11 @@ lf = (
 
 
 @dataclass(frozen=True)
-class Measure:
-    seconds: float
-    cpu_seconds: float
-    peak_rss_mb: float
-
-
-@dataclass(frozen=True)
 class Case:
     name: str
     path: Path
     date_column: str
     rows: int
-
-
-class BenchError(Exception):
-    pass
-
-
-def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
-    """Run ``cmd`` as a child; its wall time, CPU time and peak RSS. Raises if it fails."""
-    env = {**os.environ, "PYTHONPATH": str(cwd)}  # ``-m pipeline`` is the one under cwd
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{tail}")
-    # Linux reports ru_maxrss in KiB (macOS in bytes).
-    rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return Measure(seconds, usage.ru_utime + usage.ru_stime, rss_bytes / 2**20)
 
 
 def compile_tree(tree: Path) -> None:
@@ -167,29 +145,15 @@ def write_config(work: Path, name: str, case: Case, output_path: Path) -> Path:
     config = work / f"{name}.toml"
     config.write_text(
         "[input]\n"
-        f"path = {_toml_str(case.path)}\n"
+        f"path = {toml_str(case.path)}\n"
         'phone_column = "phone"\n'
         f'consent_date_column = "{case.date_column}"\n'
         "[output]\n"
-        f"path = {_toml_str(output_path)}\n"
+        f"path = {toml_str(output_path)}\n"
         "[run]\n"
-        f"state_dir = {_toml_str(work / f'{name}-state')}\n"
+        f"state_dir = {toml_str(work / f'{name}-state')}\n"
     )
     return config
-
-
-def _toml_str(path: Path) -> str:
-    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def output_rows(path: Path) -> int:
-    """Counted in a child: a child's peak RSS starts at the high-water mark of the process
-    that starts it, so counting a large CSV here would inflate every later measurement."""
-    scan = "scan_parquet(p)" if path.suffix == ".parquet" else "scan_csv(p, infer_schema=False)"
-    code = f"import sys, polars as pl; p = sys.argv[1]; print(pl.{scan}.select(pl.len()).collect().item())"  # noqa: E501
-    cmd = [PYTHON, "-c", code, str(path)]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return int(done.stdout)
 
 
 def measure_ours(
@@ -199,7 +163,7 @@ def measure_ours(
     config = write_config(work, tag, case, output)
     cmd = [PYTHON, "-m", "pipeline", "run", str(config), "--input", str(case.path)]
     m = run_measured([*cmd, "--output", str(output)], work / f"{tag}.log", cwd=tree)
-    if check and (got := output_rows(output)) != case.rows:
+    if check and (got := count_rows(output)) != case.rows:
         raise BenchError(f"{tag}: output has {got:,} rows, input {case.rows:,}")
     output.unlink(missing_ok=True)
     shutil.rmtree(work / f"{tag}-state", ignore_errors=True)
@@ -224,11 +188,6 @@ def measure(
         assert before is not None
         return measure_ours(work, case, ext, tag, check=round_ == 0, tree=before)
     return measure_polars(work, case, ext, tag, RAW_CODE if program == "raw" else FLOOR_CODE)
-
-
-def verdict(ok: bool, what: str) -> bool:
-    print(f"{'PASS' if ok else 'FAIL'}  {what}")
-    return ok
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,24 +36,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import (
+    PYTHON,
+    ROOT,
+    BenchError,
+    Measure,
+    count_rows,
+    run_measured,
+    toml_str,
+    verdict,
+)
+
 DATA = ROOT / "bench" / ".data"
-PYTHON = sys.executable
 WIDE_COLUMNS = 5_000
 WIDE_GROUP_ROWS = 1_000
 
-COUNT_CODE = (
-    "import sys, polars as pl; p = sys.argv[1]; "
-    "lf = pl.scan_parquet(p) if p.endswith('.parquet') else pl.scan_csv(p, infer_schema=False); "
-    "print(lf.select(pl.len()).collect().item())"
-)
 
 RAW_CODE = (
     "import sys, polars as pl; lf = pl.scan_parquet(sys.argv[1]); "
@@ -62,45 +65,11 @@ RAW_CODE = (
 
 
 @dataclass(frozen=True)
-class Measure:
-    seconds: float
-    cpu_seconds: float
-    """User + system time of the child."""
-    peak_rss_mb: float
-
-
-@dataclass(frozen=True)
 class Case:
     label: str
     kind: str  # "long" or "wide <layout> -> <output>": the group its flatness is checked in
     path: Path
     output: str  # "parquet" or "csv"
-
-
-class BenchError(Exception):
-    pass
-
-
-def run_measured(cmd: list[str], log: Path, cwd: Path = ROOT) -> Measure:
-    """Run ``cmd`` as a child; its wall time and peak RSS. Raises if it exits non-zero.
-
-    Linux's peak RSS of a child starts from its parent's: ``exec`` keeps the high-water
-    mark of the memory it replaces, which a child made by ``vfork`` shares with this
-    process (a child of a parent that once held 700 MB reports 700 MB for
-    ``python -c pass``). So this process never reads data itself, and the report gives
-    its own peak, below which no figure means anything."""
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise BenchError(f"exit {proc.returncode}: {' '.join(cmd)}\n{tail}")
-    # Linux reports ru_maxrss in KiB (macOS in bytes).
-    rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return Measure(seconds, usage.ru_utime + usage.ru_stime, rss_bytes / 2**20)
 
 
 def _generated(path: Path, what: str, cmd: list[str], cwd: Path = ROOT) -> Path:
@@ -183,29 +152,14 @@ def write_config(work: Path, name: str, input_path: Path, output_path: Path) -> 
     config = work / f"{name}.toml"
     config.write_text(
         "[input]\n"
-        f"path = {_toml_str(input_path)}\n"
+        f"path = {toml_str(input_path)}\n"
         'phone_column = "phone"\n'
         "[output]\n"
-        f"path = {_toml_str(output_path)}\n"
+        f"path = {toml_str(output_path)}\n"
         "[run]\n"
-        f"state_dir = {_toml_str(work / f'{name}-state')}\n"
+        f"state_dir = {toml_str(work / f'{name}-state')}\n"
     )
     return config
-
-
-def _toml_str(path: Path) -> str:
-    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def count_rows(path: Path) -> int:
-    """The rows in ``path``, counted by a child: this process must stay small (see
-    :func:`run_measured`), and counting a wide CSV takes hundreds of MB."""
-    out = subprocess.run(
-        [PYTHON, "-c", COUNT_CODE, str(path)], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise BenchError(f"counting the rows of {path}: {out.stderr[-3000:]}")
-    return int(out.stdout)
 
 
 def measure(program: str, code: Path | None, work: Path, case: Case) -> Measure:
@@ -225,11 +179,6 @@ def measure(program: str, code: Path | None, work: Path, case: Case) -> Measure:
     output.unlink(missing_ok=True)
     shutil.rmtree(work / f"{tag}-state", ignore_errors=True)
     return m
-
-
-def verdict(ok: bool, what: str) -> bool:
-    print(f"{'PASS' if ok else 'FAIL'}  {what}")
-    return ok
 
 
 def _list(text: str, parser: argparse.ArgumentParser, flag: str) -> list[str]:
