@@ -15,7 +15,13 @@ from pathlib import Path
 
 from pipeline.cli_help import help_of, main_epilog, package_version
 from pipeline.config import Config, load_config
-from pipeline.console import print_summary, progress_printer, provider_table, stdout_to_devnull
+from pipeline.console import (
+    notice_printer,
+    print_summary,
+    progress_printer,
+    provider_table,
+    stdout_to_devnull,
+)
 from pipeline.errors import (
     EXIT_INTERNAL,
     EXIT_STOPPED,
@@ -80,6 +86,7 @@ def _run_one(args: argparse.Namespace, config: Config, retry_with: str) -> int:
                 stop=stop,
                 max_credits=args.max_credits,
                 on_event=event_printer(args.quiet),
+                on_notice=notice_printer(args.quiet),
             )
         )
     finally:
@@ -113,6 +120,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
             stop=stop,
             max_credits=args.max_credits,
             on_event=event_printer(args.quiet),
+            on_notice=notice_printer(args.quiet),
         )
     )
     if summary.nothing_failed:
@@ -131,7 +139,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from pipeline.estimate import estimate
 
     config = load_config(args.config, input_path=args.input)
-    result = estimate(config)
+    result = estimate(config, notice_printer(False))
     print(f"estimate for {config.input.path} (no calls made)")
     print(f"  rows: {result.rows:,}   valid phones: {result.valid_phones:,}")
     for name, p in result.providers.items():
@@ -152,7 +160,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from pipeline.status import status_lines
 
-    for line in status_lines(load_config(args.config), args.run):
+    for line in status_lines(load_config(args.config), args.run, on_notice=notice_printer(False)):
         print(line)
     return 0
 

@@ -64,6 +64,20 @@ def progress_line(progress: Progress, width: int) -> str:
     return line[:width]
 
 
+def notice_printer(quiet: bool) -> Callable[[str], None] | None:
+    """A line to see before a long pause (a ledger being upgraded), on stderr: plain on a
+    terminal; off one, a JSON line like the progress lines; nothing with --quiet."""
+    if quiet:
+        return None
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        text = f"phone-enrich: {line}" if tty else json.dumps({"event": "notice", "message": line})
+        print(text, file=sys.stderr, flush=True)
+
+    return show
+
+
 def progress_printer(quiet: bool) -> Callable[[Progress], None] | None:
     """On a terminal, one line redrawn in place, as wide as the terminal; off one (cron),
     a JSON line each time, for log files; nothing with --quiet."""

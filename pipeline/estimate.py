@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class Estimate:
         return max((p.minutes for p in self.providers.values()), default=0.0)
 
 
-def estimate(config: Config) -> Estimate:
+def estimate(config: Config, on_notice: Callable[[str], None] | None = None) -> Estimate:
     providers = build_providers(config, require_keys=False)
     state_dir = Path(config.run.state_dir)
     source = open_input(
@@ -98,7 +99,7 @@ def estimate(config: Config) -> Estimate:
                 figures.rows_sent += present.len()
                 keys[provider.name].append(present.unique())
         _price(config, source_job=job_id(config, source, providers), providers=providers,
-               keys=keys, result=result)  # fmt: skip
+               keys=keys, result=result, on_notice=on_notice)  # fmt: skip
         return result
     finally:
         source.close()
@@ -110,9 +111,10 @@ def _price(
     providers: list[Provider],
     keys: dict[str, list[pl.Series]],
     result: Estimate,
+    on_notice: Callable[[str], None] | None,
 ) -> None:
     state_dir = Path(config.run.state_dir)
-    store = open_store(state_dir) if has_store(state_dir) else None
+    store = open_store(state_dir, on_notice) if has_store(state_dir) else None
     try:
         unfinished = store.resumable_run(source_job) if store else None
         reference = unfinished.cache_cutoff if unfinished else time.time()

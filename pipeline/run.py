@@ -67,6 +67,7 @@ def run(
     stop: StopRequest | None = None,
     max_credits: int | None = None,
     on_event: Callable[[RunOpened], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run (or resume) the job ``config`` describes; return its summary.
 
@@ -82,7 +83,7 @@ def run(
     return _execute(
         RunRequest(
             config, config_path, on_progress, progress_every_s, no_cache, force, transport,
-            stop or StopRequest(), max_credits, on_event=on_event,
+            stop or StopRequest(), max_credits, on_event=on_event, on_notice=on_notice,
         )
     )  # fmt: skip
 
@@ -98,6 +99,7 @@ def retry(
     stop: StopRequest | None = None,
     max_credits: int | None = None,
     on_event: Callable[[RunOpened], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Re-attempt the lookups that failed in a run (default: this config's latest run),
     as a new session of that run: answers it already has are not bought again, and its
@@ -109,7 +111,7 @@ def retry(
         RunRequest(
             config, config_path, on_progress, progress_every_s, False, True, transport,
             stop or StopRequest(), max_credits, retry=True, retry_run=run_id,
-            on_event=on_event,
+            on_event=on_event, on_notice=on_notice,
         )
     )  # fmt: skip
 
@@ -152,7 +154,7 @@ def _opened(request: RunRequest, started: datetime) -> Iterator[Opened]:
             config.input.encoding_errors,
         )  # fmt: skip
         check_columns(config, source, providers)
-        store = open_store(state_dir)
+        store = open_store(state_dir, request.on_notice)
     except BaseException as exc:
         if source is not None:
             source.close()

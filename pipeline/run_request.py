@@ -35,3 +35,5 @@ class RunRequest:
     """With ``retry``: the run to take up again (None: the job's latest)."""
     on_event: Callable[[RunOpened], None] | None = None
     """Told which run the session works on, and why (new, resumed, what changed)."""
+    on_notice: Callable[[str], None] | None = None
+    """Told a line worth seeing before a long pause (a ledger being upgraded)."""

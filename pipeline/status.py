@@ -10,6 +10,7 @@ holder, says whether it still runs: the state folder's lock free, it is shown as
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,12 +85,18 @@ def _describe(
     return lines
 
 
-def status_lines(config: Config, run_id: str | None = None, limit: int = 10) -> list[str]:
-    """Lines describing the state folder's newest runs, or one run in detail."""
+def status_lines(
+    config: Config,
+    run_id: str | None = None,
+    limit: int = 10,
+    on_notice: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Lines describing the state folder's newest runs, or one run in detail
+    (``on_notice``: as :func:`~pipeline.store.open_store`'s ``on_upgrade``)."""
     state_dir = Path(config.run.state_dir)
     if not has_store(state_dir):
         return [f"{state_dir}: no runs yet"]
-    with open_store(state_dir) as store:
+    with open_store(state_dir, on_notice) as store:
         live = _live_run(store, state_dir)
         if run_id is not None:
             run = store.get_run(run_id)

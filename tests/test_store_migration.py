@@ -11,9 +11,10 @@ failures) and writes the whole output.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +33,8 @@ from pipeline.run_opening import RunOpened
 from pipeline.store.records import SessionRecord
 from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
 from pipeline.store.sqlite_schema import MIGRATIONS, SCOPED_LOOKUPS
+
+from conftest import CliResult
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROVIDERS = ("tcpa_authority", "checkthatphone")
@@ -146,6 +149,55 @@ def test_opening_keeps_every_answer_as_it_was(fixture: Fixture, tmp_path: Path) 
     assert _rows(tmp_path / LEDGER_FILE) == before
 
 
+def test_an_upgrade_is_said_once_before_it_starts(fixture: Fixture, tmp_path: Path) -> None:
+    """A long upgrade prints nothing else: the line comes first, names the file, the
+    versions and the lookups kept; a ledger already upgraded, or a new one, says nothing."""
+    ledger = tmp_path / "state" / LEDGER_FILE
+    ledger.parent.mkdir()
+    shutil.copyfile(fixture.folder / "ledger.sqlite", ledger)
+    old = 2 if fixture is V2 else 3
+    seen: list[tuple[str, int]] = []
+
+    def told(line: str) -> None:  # the file as it is when the line is given
+        conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+        try:
+            seen.append((line, conn.execute("PRAGMA user_version").fetchone()[0]))
+        finally:
+            conn.close()
+
+    SqliteStore(ledger.parent, on_upgrade=told).close()
+    lookups = sum(fixture.early.values()) + sum(fixture.stopped.values())
+    assert seen == [(
+        f"{ledger}: upgrading the ledger from schema version {old} to {len(MIGRATIONS)} "
+        f"({lookups:,} lookups kept): once, a moment; nothing is lost if it is stopped",
+        old,
+    )]  # fmt: skip
+    SqliteStore(ledger.parent, on_upgrade=told).close()
+    SqliteStore(tmp_path / "new", on_upgrade=told).close()
+    assert len(seen) == 1
+
+
+def test_status_says_the_upgrade_on_stderr(
+    cli: Callable[..., CliResult], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Through the CLI (stderr not a terminal here: a JSON line, as progress is)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copyfile(V3.folder / "ledger.sqlite", state / LEDGER_FILE)
+    config = write_config(
+        input={"path": str(V3.folder / "leads.csv"), "phone_column": "phone"},
+        output={"path": str(tmp_path / "out.csv")},
+    )
+    first = cli("status", config)
+    assert first.code == 0 and V3.stopped_run in first.out
+    notice = json.loads(first.err)
+    assert notice["event"] == "notice"
+    upgrading = f"upgrading the ledger from schema version 3 to {len(MIGRATIONS)} (54 lookups"
+    assert notice["message"].startswith(f"{state / LEDGER_FILE}: {upgrading}")
+    again = cli("status", config)
+    assert again.code == 0 and again.err == ""
+
+
 def test_the_scope_step_is_idempotent(tmp_path: Path) -> None:
     """Run again on a file it already changed (its version set back), the step leaves
     the rows, the tables and the indexes as they were."""
@@ -186,14 +238,16 @@ def test_a_ledger_of_a_previous_version_resumes_and_buys_only_what_it_lacked(
     }
 
     events: list[RunOpened] = []
+    notices: list[str] = []
     summary = run(
         make.config(emulator, base / "leads.csv", base / "out.csv"), max_credits=10_000,
-        on_event=events.append,
+        on_event=events.append, on_notice=notices.append,
     )  # fmt: skip
 
     assert summary.exit_code == EXIT_OK
     stopped = fixture.stopped_run
     assert [e.message for e in events] == [f"resuming run {stopped} (session 2)"]
+    assert len(notices) == 1 and notices[0].startswith(f"{ledger}: upgrading the ledger")
     assert (summary.run_id, summary.session) == (stopped, 2)
     conn = sqlite3.connect(ledger)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # so immutable reads see it all

@@ -62,7 +62,13 @@ class SqliteStore(RunCounts, AnswerStore):
     """The store file of one state folder. ``clock`` stamps runs, requests and answers
     (tests move it; a run uses the wall clock)."""
 
-    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_upgrade: Callable[[str], None] | None = None,
+    ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / LEDGER_FILE
         self.location = str(self.path)
@@ -76,7 +82,8 @@ class SqliteStore(RunCounts, AnswerStore):
             # A damaged file is refused before SQLite touches it (or its -wal).
             if not check_file(self.path):
                 create(self.path, migrate)
-            migrate(self.conn)  # a ledger of an older phone-enrich: its new steps
+            # A ledger of an older phone-enrich: its new steps (``on_upgrade`` is told).
+            migrate(self.conn, None if on_upgrade is None else self._naming(on_upgrade))
         except UnusableStoreError as exc:
             self.close()
             if str(exc).startswith(str(self.path)):
@@ -88,6 +95,9 @@ class SqliteStore(RunCounts, AnswerStore):
             raise error or UnusableStoreError(
                 f"{unwritable(self.path, exc)}: cannot use the ledger"
             ) from None
+
+    def _naming(self, say: Callable[[str], None]) -> Callable[[str], None]:
+        return lambda line: say(f"{self.path}: {line}")
 
     @property
     def conn(self) -> sqlite3.Connection:

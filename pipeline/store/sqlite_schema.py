@@ -157,8 +157,15 @@ MIGRATIONS: tuple[Step, ...] = (
 )
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the file to the newest schema; refuse one newer than this code knows."""
+SECONDS_A_MILLION = 11
+"""About how long the pending steps take a million lookups (migration 4 copied 2M in
+22 s on a 2-core machine): said before a long upgrade, which prints nothing else."""
+
+
+def migrate(conn: sqlite3.Connection, on_upgrade: Callable[[str], None] | None = None) -> None:
+    """Bring the file to the newest schema; refuse one newer than this code knows.
+    ``on_upgrade`` is told, before it starts, that a ledger with lookups in it is being
+    upgraded (it may take a while; a brand-new file is not told)."""
 
     def version() -> int:
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -168,8 +175,11 @@ def migrate(conn: sqlite3.Connection) -> None:
             )
         return found
 
-    if version() == len(MIGRATIONS):
+    found = version()
+    if found == len(MIGRATIONS):
         return
+    if found > 0 and on_upgrade is not None:
+        on_upgrade(_upgrade_notice(conn, found))
     # One write transaction for all pending steps, the version re-read inside it: a
     # crash leaves the file as it was, and a second process opening the same new file
     # waits for the first instead of creating the tables twice. (Not executescript: it
@@ -190,3 +200,13 @@ def migrate(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # SQLite may have rolled back itself (e.g. damage)
             conn.execute("ROLLBACK")
         raise
+
+
+def _upgrade_notice(conn: sqlite3.Connection, found: int) -> str:
+    lookups = int(conn.execute("SELECT count(*) FROM lookups").fetchone()[0])
+    seconds = lookups * SECONDS_A_MILLION / 1_000_000
+    took = f"about {seconds:.0f} s" if seconds >= 1 else "a moment"
+    return (
+        f"upgrading the ledger from schema version {found} to {len(MIGRATIONS)} "
+        f"({lookups:,} lookups kept): once, {took}; nothing is lost if it is stopped"
+    )
