@@ -67,6 +67,17 @@ _PLAIN_SHAPE = r"(?i)^(?:tel:\s*)?[0-9\s().+\-/]*$"
 # International: a + or 011 first (after tel:).
 _INTL = r"(?i)^(?:tel:\s*)?(?:\+|011)"
 _INTL_011 = r"(?i)^(?:tel:\s*)?011"
+# Every character other than an ASCII digit that a cell of the phone's shape may hold:
+# the dialling punctuation, every whitespace character (what the regex \s matches:
+# Unicode White_Space), and the letters of tel: and of the extension's words as (?i)
+# matches them (ASCII either case, and the long s that case-folds to s). Taken out one
+# character each with one Aho-Corasick pass, they leave the digits, for 0.8x the cost of
+# the regex [^0-9]+ (each of whose matches is a forward then a reverse search).
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)  # fmt: skip
+_NOT_DIGITS = (*"().+-/#:", *"telxnsio", "\u017f", *_WHITESPACE)
 
 
 # Below this every integral float is exact and fits an Int64; at or above it a float
@@ -229,7 +240,10 @@ def normalize_phones(
     ends_in_0 = pl.when(live.str.ends_with("0")).then(live)
     frame = step(
         frame,
-        all=live.str.replace_all(r"[^0-9]+", ""),
+        # (live cells have the shape: no other character is left in them)
+        all=live.str.replace_many(
+            _NOT_DIGITS, [""] * len(_NOT_DIGITS), ascii_case_insensitive=True
+        ),
         intl=live.str.contains(_INTL),
         ext=pl.when(~plain).then(live).str.extract(_EXTENSION, 1),
         spreadsheet=pl.when(_matches(ends_in_0, _SPREADSHEET_FLOAT)).then(live),
