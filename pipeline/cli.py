@@ -7,21 +7,16 @@ no traceback. Anything unexpected is a bug: it prints the traceback and exits 70
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli_help import help_of, main_epilog, package_version
-from pipeline.config import Config, load_config
-from pipeline.console import (
-    notice_printer,
-    print_summary,
-    progress_printer,
-    provider_table,
-    stdout_to_devnull,
-)
 from pipeline.errors import (
     EXIT_INTERNAL,
     EXIT_STOPPED,
@@ -30,9 +25,11 @@ from pipeline.errors import (
     PipelineError,
     UsageError,
 )
-from pipeline.run import run
-from pipeline.run_lines import event_printer
-from pipeline.stop_signals import stoppable
+
+# The rest of the program (polars, pydantic: 0.2 s) is imported by the command that
+# needs it, so that `run` starts reading its input first (see _sniff_early).
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,8 +38,56 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _sniff_early(args: argparse.Namespace) -> None:
+    """Start the pass over the input file that fingerprints it (the config's input, as
+    the TOML has it) on a thread, before the imports it would otherwise wait for; the
+    run takes it up if nothing differs (:func:`~pipeline.io.encoding.sniff_soon`).
+    Anything unusual (no such file, a folder, Parquet, a config that does not parse) is
+    left to the run to find and report."""
+    import tomllib
+
+    try:
+        with open(args.config, "rb") as fh:
+            given = tomllib.load(fh).get("input", {})
+        path = Path(args.input or given["path"])
+        # (a named encoding is spelled as the config resolves it: only auto is sure to match)
+        errors = given.get("encoding_errors", "strict")
+        if given.get("encoding", "auto") != "auto" or errors not in ("strict", "replace"):
+            return
+        with open(path, "rb") as fh:
+            if path.suffix.lower() == ".parquet" or fh.read(4) == b"PAR1":
+                return
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    from pipeline.io.encoding import sniff_soon
+
+    sniff_soon(path, "auto", errors)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage collection while the program's modules are imported: they make
+    objects that live to the end, yet the 0.2 s of imports set off a hundred collections
+    that look through them again and again (15-20 ms). Frozen once imported, they are
+    not looked at again (the first time only: a process that runs more, such as the
+    tests, freezes nothing else)."""
+    was, fresh = gc.isenabled(), "pipeline.run" not in sys.modules
+    gc.disable()
+    try:
+        yield
+    finally:
+        if fresh:
+            gc.freeze()
+        if was:
+            gc.enable()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.inbox import is_inbox, run_inbox
+    _sniff_early(args)
+    with _no_gc():
+        from pipeline import console, run, run_lines, stop_signals  # noqa: F401  (_run_one's)
+        from pipeline.config import load_config
+        from pipeline.inbox import is_inbox, run_inbox
 
     config = load_config(
         args.config, input_path=args.input, output_path=args.output, max_credits=args.max_credits
@@ -74,6 +119,11 @@ def _retry_command(args: argparse.Namespace) -> str:
 
 
 def _run_one(args: argparse.Namespace, config: Config, retry_with: str) -> int:
+    from pipeline.console import notice_printer, print_summary, progress_printer
+    from pipeline.run import run
+    from pipeline.run_lines import event_printer
+    from pipeline.stop_signals import stoppable
+
     tty = not args.quiet and sys.stderr.isatty()
     try:
         summary = stoppable(
@@ -106,7 +156,11 @@ def _run_one(args: argparse.Namespace, config: Config, retry_with: str) -> int:
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.console import notice_printer, print_summary, progress_printer
     from pipeline.run import retry
+    from pipeline.run_lines import event_printer
+    from pipeline.stop_signals import stoppable
 
     if args.max_credits is not None and args.max_credits < 0:
         raise UsageError(f"--max-credits {args.max_credits}: expected a whole number, 0 or more")
@@ -136,6 +190,8 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.console import notice_printer
     from pipeline.estimate import estimate
 
     config = load_config(args.config, input_path=args.input)
@@ -158,6 +214,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.console import notice_printer
     from pipeline.status import status_lines
 
     for line in status_lines(load_config(args.config), args.run, on_notice=notice_printer(False)):
@@ -196,7 +254,9 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.console import print_summary, progress_printer, provider_table
     from pipeline.demo import DEMO_CONFIG, run_demo
+    from pipeline.stop_signals import stoppable
 
     result = stoppable(lambda stop: run_demo(on_progress=progress_printer(args.quiet), stop=stop))
     summary = result.summary
@@ -311,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `phone-enrich status CONFIG | head -3`: the reader has what it wanted. Quiet,
         # and no second error when Python flushes stdout on its way out.
+        from pipeline.console import stdout_to_devnull
+
         stdout_to_devnull()
         return EXIT_BROKEN_PIPE if code is None else code
     except Interrupted as exc:

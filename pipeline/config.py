@@ -1,9 +1,9 @@
 """The run configuration: TOML read with ``tomllib``, validated by pydantic.
 
-Every field has a one-line docstring (it becomes the field's description). A bad key
-or value becomes one :class:`ConfigError` line that names the key, the value and what
-was expected. Secrets never live here: a provider section names the environment
-variable that holds its key.
+Every field has a one-line docstring, its description (read by
+:mod:`pipeline.field_docs`). A bad key or value becomes one :class:`ConfigError` line
+that names the key, the value and what was expected. Secrets never live here: a
+provider section names the environment variable that holds its key.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ INPUT_SUFFIXES = (".csv", ".parquet", ".txt", ".tsv")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)  # docstrings: field_docs
 
 
 class InputConfig(_Section):

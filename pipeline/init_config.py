@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from pipeline.config import Config
 from pipeline.errors import UsageError
+from pipeline.field_docs import field_description
 from pipeline.provider_config import ProvidersConfig
 from pipeline.verdict import RULES
 
@@ -81,18 +82,19 @@ def config_text(providers: Sequence[str]) -> str:
     tables = {"providers", "verdict"}
     sections = {name: info for name, info in Config.model_fields.items() if name not in tables}
     for name, info in sections.items():
-        lines += _section(name, info, _model(info))
+        lines += _section(name, field_description(Config, name), _model(info))
     settings = ProvidersConfig.model_fields
     for name in providers:
-        lines += _section(f"providers.{name}", settings[name], _model(settings[name]))
-    lines += _verdict_section(Config.model_fields["verdict"], providers)
+        described = field_description(ProvidersConfig, name)
+        lines += _section(f"providers.{name}", described, _model(settings[name]))
+    lines += _verdict_section(field_description(Config, "verdict"), providers)
     return "\n".join(lines) + "\n"
 
 
-def _verdict_section(info: FieldInfo, providers: Sequence[str]) -> list[str]:
+def _verdict_section(description: str | None, providers: Sequence[str]) -> list[str]:
     """``[verdict]``: every rule that can fire with these providers, at its default (the
     section is empty by default: each line is commented out)."""
-    lines = ["", *_comment(info.description), *_comment(
+    lines = ["", *_comment(description), *_comment(
         "Each rule below is shown with its default verdict; uncomment a line and set it to "
         '"off", "review" or "do_not_contact" to change it.'), "[verdict]"]  # fmt: skip
     for rule in RULES:
@@ -113,10 +115,10 @@ def _model(info: FieldInfo) -> type[BaseModel]:
     raise TypeError(f"not a section: {annotation!r}")
 
 
-def _section(name: str, info: FieldInfo, model: type[BaseModel]) -> list[str]:
-    lines = ["", *_comment(info.description), f"[{name}]"]
+def _section(name: str, description: str | None, model: type[BaseModel]) -> list[str]:
+    lines = ["", *_comment(description), f"[{name}]"]
     for key, field in model.model_fields.items():
-        lines += _comment(field.description)
+        lines += _comment(field_description(model, key))
         if (name, key) in _STARTERS:
             lines.append(f"{key} = {toml_value(_STARTERS[name, key])}")
         elif field.is_required():

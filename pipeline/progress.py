@@ -187,10 +187,10 @@ def count_rows(path: Path, file_format: str) -> int | None:
         if file_format == "parquet":
             return _parquet_rows(path)
         rows = 0
-        for header, block in record_blocks(path):
+        for block in record_blocks(path):
             counted = (
                 pl.scan_csv(
-                    header + block,
+                    block,
                     infer_schema=False,
                     truncate_ragged_lines=True,
                     encoding="utf8-lossy",

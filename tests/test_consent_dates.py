@@ -90,3 +90,22 @@ def test_a_file_of_ever_new_cells_is_read_batch_by_batch_once_the_bound_is_full(
         out = dates.add(_frame(cells)).collect()[CONSENT_DATE_COLUMN].to_list()
         assert out == [dt.datetime.strptime(c, "%m/%d/%Y").date().isoformat() for c in cells]
     assert dates._off and dates._known is not None and dates._known.height == 4
+
+
+def test_text_cells_are_looked_up_by_enum() -> None:
+    dates = ConsentDates("d")
+    first = ["01/02/2021", None, "x", "2021-05-06"]
+    dates.add(_frame(first)).collect()
+    assert dates._lookup is not None  # text: the Enum lookup, not the join
+    enum, read = dates._lookup
+    assert read.len() == enum.categories.len() == 3
+    assert sorted(enum.categories.to_list()) == sorted(["01/02/2021", "x", "2021-05-06"])
+    out = dates.add(_frame(["2021-05-06", None, "x", "01/02/2021", "03/04/2022"])).collect()
+    assert out[CONSENT_DATE_COLUMN].to_list() == [
+        "2021-05-06",
+        None,
+        None,
+        "2021-01-02",
+        "2022-03-04",
+    ]
+    assert dates._lookup is not None and "03/04/2022" in dates._lookup[0].categories

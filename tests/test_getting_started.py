@@ -4,6 +4,7 @@ API keys (it makes no call)."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from pipeline.config import Config, load_config
 from pipeline.emulators.server import Emulator
 from pipeline.emulators.state import ProviderKnobs
 from pipeline.errors import EXIT_USAGE
+from pipeline.field_docs import field_description
 from pipeline.init_config import PROVIDERS
 from pipeline.provider_config import ProvidersConfig
 from pipeline.verdict import RULES
@@ -67,7 +69,9 @@ def test_init_writes_every_default_of_the_sections_asked_for(
         for key, field in type(section).model_fields.items():
             # every key is there with its description, set or (unset by default) commented
             assert re.search(rf"^(# )?{key} = ", text, re.M), f"{name}.{key} missing"
-            assert " ".join((field.description or "").split())[:40] in " ".join(text.split())
+            description = field_description(type(section), key)
+            assert description, f"{name}.{key} has no docstring"
+            assert " ".join(description.split())[:40] in " ".join(text.split())
             if field.is_required() or (name, key) == ("output", "path"):
                 assert key in written  # a value to start from
             elif field.default is None:
@@ -171,3 +175,27 @@ def test_estimate_runs_without_api_keys(
         "key is priced as to buy)" in keyless.out
     )
     assert emulator.state("tcpa_authority")["totals"]["requests"] == bought  # no call made
+
+
+def test_field_descriptions_are_the_docstrings_pydantic_reads() -> None:
+    """field_docs reads each field's docstring as pydantic's use_attribute_docstrings
+    would (the models no longer ask pydantic to: it parsed their source at every start)."""
+    from pydantic import BaseModel
+    from pydantic._internal._docs_extraction import extract_docstrings_from_cls
+
+    import pipeline.config
+    import pipeline.provider_config
+
+    models = [
+        model
+        for module in (pipeline.config, pipeline.provider_config)
+        for model in vars(module).values()
+        if isinstance(model, type) and issubclass(model, BaseModel) and model.model_fields
+    ]
+    assert len(models) >= 10
+    for model in models:
+        for key in model.model_fields:
+            owner = next(c for c in model.__mro__ if key in inspect.get_annotations(c))
+            described = field_description(model, key)
+            assert described, f"{model.__name__}.{key} has no docstring"
+            assert described == extract_docstrings_from_cls(owner, use_inspect=True).get(key)

@@ -1090,6 +1090,37 @@ def test_same_output_as_before_for_numeric_columns(
     same_as_before(frame.with_columns(pl.col("phone").cast(dtype)), DEFAULT_REGIONS)
 
 
+def _regex_spaces() -> list[str]:
+    """Every character polars' regex \\s matches (Python's \\s also takes \\x1c-\\x1f),
+    and those four."""
+    every = pl.Series([chr(c) for c in range(0x3001)])
+    return [*every.filter(every.str.contains(r"^\s$")).to_list(), *"\x1c\x1d\x1e\x1f"]
+
+
+def test_same_output_as_before_with_every_space_and_case() -> None:
+    """Every character the phone's shape lets through besides digits (each whitespace
+    character, tel: and the extension's words in any case, the long s that folds to s)
+    is taken out of the digits as the reference's [^0-9]+ takes it out."""
+    spaces = _regex_spaces()
+    assert len(spaces) == 25 + 4  # Unicode White_Space (all below U+3001), and \x1c-\x1f
+    cells: list[str | None] = []
+    for space in spaces:
+        cells += [
+            f"{space}212{space}555{space}0123{space}",
+            f"TeL:{space}+1{space}(212){space}555-0123{space}EXTENSION{space}42",
+            f"tel:{space}011{space}1{space}212{space}555{space}0123{space}x{space}7",
+            f"1{space}212.555.0123{space}ExTen\u017fion.{space}12",
+            f"212{space}555{space}0123{space}#{space}9",
+            f"+1{space}212{space}555{space}0123{space}Ext.{space}1",
+            f"2125550123.00{space}",
+        ]
+    frame = pl.LazyFrame({"phone": cells}, schema={"phone": pl.String})
+    for regions in REGION_SETS:
+        same_as_before(frame, regions)
+    valid = normalize_phones(frame, "phone").collect()["phone_valid"]
+    assert valid.sum() == len(cells) - 4 * 7  # a valid number, but with \x1c-\x1f
+
+
 def test_same_output_as_before_on_the_sample_file(tmp_path: Path) -> None:
     path = tmp_path / "leads.csv"
     write_sample(path, 30_000, seed=3)

@@ -156,8 +156,7 @@ pyarrow or by polars."""
 
 
 def _csv_units(source: InputFile) -> Iterator[bytes]:
-    for header, block in record_blocks(source.read_path):
-        yield header + block
+    return record_blocks(source.read_path)
 
 
 def _parse(unit: Unit) -> pl.DataFrame:
