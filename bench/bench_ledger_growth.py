@@ -300,6 +300,12 @@ def fill(ledger: Path, answers: int, chunk: int = 1_000_000) -> None:
                 "  LIMIT 1) AS t"
             )
             conn.execute("COMMIT")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "lookup_keys" in tables:  # schema 5: settled answers are found by its levels
+            conn.execute(
+                "INSERT INTO lookup_keys (scope, key, run_id, row) SELECT scope, key, run_id,"
+                " rowid FROM lookups WHERE run_id = 'synthetic' ORDER BY scope, key, run_id"
+            )
         conn.execute("PRAGMA journal_mode=WAL")
     finally:
         conn.close()

@@ -20,6 +20,8 @@ from pipeline.store import has_store, open_store
 from pipeline.store.base import StoreWriteError, UnusableStoreError
 from pipeline.store.records import NewRun
 from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
+from pipeline.store.sqlite_keys import LEVELS
+from pipeline.store.sqlite_schema import MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +30,19 @@ class TestSqliteStoreContract(StoreContract):
     @pytest.fixture
     def store(self, clock: FakeClock, tmp_path: Path) -> Iterator[SqliteStore]:
         opened = SqliteStore(tmp_path / "state", clock=clock)
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+
+class TestSqliteStoreContractMergingOften(StoreContract):
+    """The same contract with the key index's levels merged every two and three keys:
+    each rule holds whichever level a key is in."""
+
+    @pytest.fixture
+    def store(self, clock: FakeClock, tmp_path: Path) -> Iterator[SqliteStore]:
+        opened = SqliteStore(tmp_path / "state", clock=clock, level_limits=(2, 3))
         try:
             yield opened
         finally:
@@ -75,18 +90,18 @@ def test_runs_are_stamped_by_the_wall_clock_and_a_run_id_is_a_primary_key(
     assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
 
 
-def test_a_fresh_file_gets_schema_version_4(tmp_path: Path) -> None:
+def test_a_fresh_file_gets_the_newest_schema_version(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
     with SqliteStore(state) as ledger:
         assert isinstance(ledger, SqliteStore)
         assert ledger.path == state / LEDGER_FILE
         assert ledger.path.is_file()
-        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert ledger.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         tables = {
             name
             for (name,) in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
-        assert tables == {"runs", "lookups", "requests", "sessions", "scopes"}
+        assert tables == {"runs", "lookups", "requests", "sessions", "scopes", *LEVELS}
 
 
 def test_reopening_is_a_no_op(tmp_path: Path) -> None:
@@ -100,7 +115,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 
     again = SqliteStore(tmp_path)
     try:
-        assert again.conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert again.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert (
             again.conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
             == schema
@@ -118,9 +133,10 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     SqliteStore(tmp_path).close()
     raw = sqlite3.connect(tmp_path / LEDGER_FILE)
-    raw.execute("PRAGMA user_version = 5")
+    newer = len(MIGRATIONS) + 1
+    raw.execute(f"PRAGMA user_version = {newer}")
     raw.close()
-    with pytest.raises(UnusableStoreError, match="version 5 is newer") as caught:
+    with pytest.raises(UnusableStoreError, match=f"version {newer} is newer") as caught:
         SqliteStore(tmp_path)
     assert str(tmp_path / LEDGER_FILE) in str(caught.value)
 
@@ -221,7 +237,7 @@ def test_openers_of_a_fresh_file_at_the_same_time_all_succeed(tmp_path: Path) ->
         assert open_at_once(state, 3) == []
         with SqliteStore(state) as check:
             assert isinstance(check, SqliteStore)
-            assert check.conn.execute("PRAGMA user_version").fetchone() == (4,)
+            assert check.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_wal_mode_is_on_for_every_connection(ledger: SqliteStore) -> None:
@@ -258,7 +274,7 @@ def test_connections_are_per_thread_and_close_closes_them_all(ledger: SqliteStor
             conn.execute("SELECT 1")
     # usable again afterwards: a fresh connection for this thread
     assert ledger.conn is not main
-    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (4,)
+    assert ledger.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_a_new_connection_closes_those_of_threads_that_have_ended(ledger: SqliteStore) -> None:
@@ -280,7 +296,9 @@ def test_a_new_connection_closes_those_of_threads_that_have_ended(ledger: Sqlite
     with pytest.raises(sqlite3.ProgrammingError):  # closed when the second was opened
         opened[0].execute("SELECT 1")
     assert opened[1].execute("SELECT 1").fetchone() == (1,)
-    assert main.execute("PRAGMA user_version").fetchone() == (4,)  # a live thread's stays
+    assert main.execute("PRAGMA user_version").fetchone() == (
+        len(MIGRATIONS),
+    )  # a live thread's stays
 
 
 # -- commit, as rows in the file -------------------------------------------------------

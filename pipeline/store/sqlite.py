@@ -9,6 +9,7 @@ creating and refusing the file in :mod:`~pipeline.store.sqlite_file`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.store.base import AnswerStore, UnusableStoreError, pick_best
+from pipeline.store.base import AnswerStore, StoreWriteError, UnusableStoreError, pick_best
 from pipeline.store.records import (
     BestAnswer,
     NewRun,
@@ -37,6 +38,7 @@ from pipeline.store.sqlite_file import (
     guarded,
     unwritable,
 )
+from pipeline.store.sqlite_keys import CANDIDATES, MID_LIMIT, NEW_LIMIT, KeyLevels, file_keys
 from pipeline.store.sqlite_schema import migrate
 
 __all__ = ["LEDGER_FILE", "SqliteStore"]
@@ -44,17 +46,6 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _RUN_COLUMNS = (
     "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
     " config_path, input_path, output_path, max_credits, identity"
-)
-# The candidates of the asked keys (see pipeline.store.base), in BestAnswer's field
-# order. CROSS JOIN pins the loop order: one probe of the key index per asked key. With
-# a plain JOIN SQLite scans every row of the scope and, for each, the whole key list.
-# The best of them is picked in Python: most keys have one candidate, and a window
-# function or a subquery per key to pick in SQL costs 1.5-2x the probes.
-_CANDIDATES = (
-    "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
-    " l.request_id, l.first_row, l.fetched_at FROM json_each(?) AS k"
-    " CROSS JOIN lookups AS l ON l.scope = ? AND l.key = k.value"
-    " WHERE l.run_id = ? OR (? AND l.status != 'failed' AND l.fetched_at >= ?)"
 )
 
 
@@ -68,6 +59,7 @@ class SqliteStore(RunCounts, AnswerStore):
         *,
         clock: Callable[[], float] = time.time,
         on_upgrade: Callable[[str], None] | None = None,
+        level_limits: tuple[int, int] = (NEW_LIMIT, MID_LIMIT),
     ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / LEDGER_FILE
@@ -78,6 +70,7 @@ class SqliteStore(RunCounts, AnswerStore):
         self._lock = threading.Lock()
         self._scopes: dict[tuple[str, str], int] = {}
         """(provider, params) -> its id in scopes, once committed (ids never change)."""
+        self._levels = KeyLevels(*level_limits)
         try:
             # A damaged file is refused before SQLite touches it (or its -wal).
             if not check_file(self.path):
@@ -194,6 +187,10 @@ class SqliteStore(RunCounts, AnswerStore):
 
     @guarded
     def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
+        # The next session starts with an empty newest level. Only an optimisation (every
+        # key is in some level): a disk too full for it must not keep the end unrecorded.
+        with contextlib.suppress(StoreWriteError):
+            self._merge_due(force=True)
         now = self._clock()
         self._together(
             ("UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
@@ -286,15 +283,25 @@ class SqliteStore(RunCounts, AnswerStore):
             name: self._filed_scope(conn, name, session.params[name])
             for name in {response.log.provider for response in responses if response.columns.keys}
         }
-        conn.execute("BEGIN")
+        # IMMEDIATE: the transaction reads (the last rowid) before it writes, and a read
+        # snapshot cannot become a write once another connection has committed.
+        conn.execute("BEGIN IMMEDIATE")
         try:
+            after = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM lookups").fetchone()[0])
             for response in responses:
                 self._insert(conn, response, session, scopes, now)
+            added = file_keys(conn, after)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
                 conn.execute("ROLLBACK")
             raise
+        self._levels.added(added)
+        self._merge_due()
+
+    @guarded
+    def _merge_due(self, *, force: bool = False) -> None:
+        self._levels.merge_due(self.conn, force=force)
 
     def _known_scope(self, conn: sqlite3.Connection, provider: str, params: str) -> int | None:
         """The id of (provider, params) in scopes; None if no answer was ever filed under
@@ -368,7 +375,7 @@ class SqliteStore(RunCounts, AnswerStore):
             return []
         cache = scope.cache_from is not None
         rows = self.conn.execute(
-            _CANDIDATES,
+            CANDIDATES,
             (json.dumps(list(keys)), scope_id, scope.run_id, cache, scope.cache_from or 0.0),
         )
         # Each row made a BestAnswer as it is read, not a list of plain rows first: twice

@@ -1,0 +1,135 @@
+"""The SQLite store's key index of settled answers, in levels (a small LSM tree).
+
+A settled answer (hit, no_match, invalid_input) is found by (scope, key, run_id) in one
+of three WITHOUT ROWID tables that hold the key and the rowid of its row in
+``lookups``: a commit adds its answers' keys to the newest level, which stays small
+enough to be cached; once a level is full its keys are merged into the next, in key
+order, in one transaction. A random key in one large index dirties an index page of
+its own once the index is much larger than a commit, so with one index an answer cost
+more as the ledger grew; merged in key order, each page of a large level is written
+once per merge, however many keys land in it. A failed lookup is not in the levels: it
+is found by ``lookups_failed`` (a partial unique index of the few failed rows), and
+deleted when its run answers the key again. A run never buys again a key it has
+settled (its own settled answer is always the best, see ``pick_best``), so a settled
+(scope, key, run_id) is in one level only and no row of ``lookups`` is counted twice.
+The schema step that makes the levels is ``sqlite_schema.LEVELLED_KEYS``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+NEW, MID, OLD = "lookup_keys_new", "lookup_keys_mid", "lookup_keys"
+LEVELS = (NEW, MID, OLD)
+"""Newest first; a key is in at most one of them."""
+
+NEW_LIMIT = 100_000
+"""Keys in the newest level before they are merged into the middle one."""
+MID_LIMIT = 1_000_000
+"""Keys in the middle level before they are merged into the oldest, unless the oldest
+holds more than four times as many: a merge writes most pages of the level it goes
+into, so into a large one it waits until it has many keys to bring."""
+
+
+def level_table(name: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} (scope INTEGER NOT NULL, key TEXT NOT NULL,"
+        " run_id TEXT NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (scope, key, run_id))"
+        " WITHOUT ROWID"
+    )
+
+
+# The candidates of the asked keys, in BestAnswer's field order: the settled ones from
+# each level (found by key, then their row by rowid), the failed ones from
+# lookups_failed. CROSS JOIN pins the loop order: one probe of each index per asked key
+# (INDEXED BY: an error, never a silent scan, if the index could not serve).
+_SETTLED = (
+    "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
+    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS k"
+    " CROSS JOIN {level} AS x ON x.scope = ?2 AND x.key = k.value"
+    " CROSS JOIN lookups AS l ON l.rowid = x.row"
+    " WHERE x.run_id = ?3 OR (?4 AND l.fetched_at >= ?5)"
+)
+_FAILED = (
+    "SELECT l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
+    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS k"
+    " CROSS JOIN lookups AS l INDEXED BY lookups_failed"
+    " ON l.scope = ?2 AND l.key = k.value AND l.status = 'failed' WHERE l.run_id = ?3"
+)
+CANDIDATES = " UNION ALL ".join([*(_SETTLED.format(level=level) for level in LEVELS), _FAILED])
+"""Parameters: the keys as a JSON list, scope id, run id, whether earlier runs' answers
+count, the oldest fetch time they may have."""
+
+
+def file_keys(conn: sqlite3.Connection, after: int) -> int:
+    """In the commit's transaction, once its rows (rowid > ``after``) are in
+    ``lookups``: delete the failed rows their run has now settled, and add the settled
+    rows' keys to the newest level. Returns how many keys were added."""
+    conn.execute(
+        "DELETE FROM lookups WHERE rowid IN (SELECT f.rowid FROM lookups AS n"
+        " CROSS JOIN lookups AS f INDEXED BY lookups_failed ON f.scope = n.scope"
+        " AND f.key = n.key AND f.run_id = n.run_id AND f.status = 'failed'"
+        " WHERE n.rowid > ? AND n.status != 'failed')",
+        (after,),
+    )
+    added = conn.execute(
+        f"INSERT OR REPLACE INTO {NEW} (scope, key, run_id, row) SELECT scope, key, run_id,"
+        " rowid FROM lookups WHERE rowid > ? AND status != 'failed'",
+        (after,),
+    )
+    return int(added.rowcount)
+
+
+class KeyLevels:
+    """When the levels are merged: their limits, and about how many keys the two small
+    ones hold (counted at the first commit, then kept up to date by the store)."""
+
+    def __init__(self, new_limit: int = NEW_LIMIT, mid_limit: int = MID_LIMIT) -> None:
+        self.limits = (new_limit, mid_limit)
+        self.new: int | None = None
+        self.mid = 0
+
+    def added(self, keys: int) -> None:
+        if self.new is not None:
+            self.new += keys
+
+    def merge_due(self, conn: sqlite3.Connection, *, force: bool = False) -> None:
+        """Merge the newest level into the middle one when it is full (or ``force``),
+        then the middle one into the oldest when that is due; each merge one
+        transaction, after the answers' commit."""
+        if self.new is None:
+            self.new, self.mid = (_count(conn, level) for level in (NEW, MID))
+        new_limit, mid_limit = self.limits
+        if self.new >= new_limit or (force and self.new > 0):
+            _merge(conn, NEW, MID)
+            self.new, self.mid = 0, self.mid + self.new
+        if self.mid >= mid_limit and self.mid * 4 >= _about_old(conn, self.new + self.mid):
+            _merge(conn, MID, OLD)
+            self.mid = 0
+
+
+def _count(conn: sqlite3.Connection, level: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {level}").fetchone()[0])
+
+
+def _about_old(conn: sqlite3.Connection, in_small_levels: int) -> int:
+    """About how many keys the oldest level holds, without counting them (a count reads
+    the whole level): every row of ``lookups`` not in the small levels, the highest
+    rowid standing for the number of rows."""
+    rows = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM lookups").fetchone()[0])
+    return max(0, rows - in_small_levels)
+
+
+def _merge(conn: sqlite3.Connection, source: str, target: str) -> None:
+    """``source``'s keys into ``target`` in key order (a WITHOUT ROWID table is read in
+    key order), then ``source`` emptied. A key already in ``target`` (none, unless a run
+    settled a key twice) takes the newer row."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"INSERT OR REPLACE INTO {target} SELECT * FROM {source}")
+        conn.execute(f"DELETE FROM {source}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
