@@ -4,7 +4,8 @@ Connections are per thread (sqlite3's rule); the engine writes on one thread whi
 the planner and the merger read on others, which WAL allows without blocking. A
 commit is one transaction, so a crash at any line leaves whole responses only. The
 schema and its migrations are in :mod:`~pipeline.store.sqlite_schema`; opening,
-creating and refusing the file in :mod:`~pipeline.store.sqlite_file`.
+creating and refusing the file in :mod:`~pipeline.store.sqlite_file`; how an answer is
+found by its key (levels merged as they fill) in :mod:`~pipeline.store.sqlite_keys`.
 """
 
 from __future__ import annotations
