@@ -190,7 +190,6 @@ def _valid_region(national: pl.Expr) -> pl.Expr:
 
 _REGION_NAMES = pl.Series([None, *NANP_REGIONS], dtype=pl.String)
 _REASON_NAMES = pl.Series([None, *REJECT_REASONS], dtype=pl.String)
-_SOURCE = pl.Series([None, "input"], dtype=pl.String)
 
 
 def normalize_phones(
@@ -303,7 +302,8 @@ def normalize_phones(
         pl.lit(_REASON_NAMES).gather(code).alias("phone_reject_reason"),
         pl.when(ok).then(c("ext")).alias("phone_extension"),
         pl.lit(_REGION_NAMES).gather(pl.when(shown).then(region)).alias("phone_region"),
-        pl.lit(_SOURCE).gather(ok.cast(pl.UInt8)).alias("phone_source"),
+        # (a literal under a mask: a tenth of the cost of gathering from a Series)
+        pl.when(ok).then(pl.lit("input")).alias("phone_source"),
     )
     temporary = [name for name in frame.collect_schema().names() if name.startswith(t)]
     return frame.drop(temporary)
