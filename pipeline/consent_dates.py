@@ -92,8 +92,8 @@ def _code_looked_up(cells: pl.Series, lookup: _Lookup) -> tuple[pl.DataFrame, pl
     null, as reading it gives); the highest code they have."""
     codes = cells.cast(lookup.dtype).to_physical()
     code = pl.col(_CODE)
-    kept = pl.when(code < lookup.by_code.height).then(code)
-    by_code = [pl.lit(s).gather(kept).alias(s.name) for s in lookup.by_code.get_columns()]
+    place = pl.when(code < lookup.by_code.height).then(code)  # codes past it: not kept
+    by_code = [pl.lit(s).gather(place).alias(s.name) for s in lookup.by_code.get_columns()]
     found = pl.DataFrame([cells, codes.alias(_CODE)]).select(cells.name, *by_code)
     top = codes.max()
     missing = found[_KNOWN].is_null() & cells.is_not_null()
