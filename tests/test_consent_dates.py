@@ -92,14 +92,17 @@ def test_a_file_of_ever_new_cells_is_read_batch_by_batch_once_the_bound_is_full(
     assert dates._off and dates._known is not None and dates._known.height == 4
 
 
-def test_text_cells_are_looked_up_by_enum() -> None:
+def _kept(dates: ConsentDates) -> list[str]:
+    assert dates._lookup is not None  # text: looked up by code, not by the join
+    return sorted(dates._lookup.kept.cast(pl.String).to_list())
+
+
+def test_text_cells_are_looked_up_by_their_codes() -> None:
     dates = ConsentDates("d")
     first = ["01/02/2021", None, "x", "2021-05-06"]
     dates.add(_frame(first)).collect()
-    assert dates._lookup is not None  # text: the Enum lookup, not the join
-    enum, read = dates._lookup
-    assert read.len() == enum.categories.len() == 3
-    assert sorted(enum.categories.to_list()) == sorted(["01/02/2021", "x", "2021-05-06"])
+    assert _kept(dates) == sorted(["01/02/2021", "x", "2021-05-06"])
+    assert dates._lookup is not None and dates._lookup.by_code.height == 3
     out = dates.add(_frame(["2021-05-06", None, "x", "01/02/2021", "03/04/2022"])).collect()
     assert out[CONSENT_DATE_COLUMN].to_list() == [
         "2021-05-06",
@@ -108,4 +111,32 @@ def test_text_cells_are_looked_up_by_enum() -> None:
         "2021-01-02",
         "2022-03-04",
     ]
-    assert dates._lookup is not None and "03/04/2022" in dates._lookup[0].categories
+    assert "03/04/2022" in _kept(dates)
+
+
+def test_a_cell_keeps_its_code_between_casts() -> None:
+    # What the lookup rests on (pl.Categories is marked unstable in polars 2): a cell
+    # cast again gets the code it got, and a new cell a new one.
+    dates = ConsentDates("d")
+    dates.add(_frame(["01/02/2021", "x"])).collect()
+    lookup = dates._lookup
+    assert lookup is not None
+    again = pl.Series(["x", "01/02/2021", "new"]).cast(lookup.dtype).to_physical().to_list()
+    first = lookup.kept.to_physical().to_list()
+    assert again[:2] == first[::-1] and again[2] not in first
+
+
+def test_codes_of_cells_not_kept_are_let_go() -> None:
+    # The bound is full: the cells of later batches are read and get codes, but are not
+    # kept; once twice the bound in codes were given, the categories are made anew.
+    dates = ConsentDates("d", kept=4)
+    days = [f"{dt.date(2021, 1, 1) + dt.timedelta(days=i):%m/%d/%Y}" for i in range(12)]
+    dates.add(_frame(days[:4])).collect()
+    old = dates._lookup
+    for start in range(4, 12):  # one new cell a batch: never mostly new, never off
+        cells = [*days[:3], days[start]]
+        out = dates.add(_frame(cells)).collect()[CONSENT_DATE_COLUMN].to_list()
+        assert out == [dt.datetime.strptime(c, "%m/%d/%Y").date().isoformat() for c in cells]
+    assert not dates._off and dates._lookup is not None and dates._lookup is not old
+    assert _kept(dates) == sorted(days[:4])
+    assert dates._lookup.by_code.height == 4  # the kept cells' codes only

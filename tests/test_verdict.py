@@ -29,7 +29,7 @@ from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
-from pipeline.verdict import PREFIXES, RULE_IDS, RULES, count_verdicts, with_verdict
+from pipeline.verdict import PREFIXES, RULE_IDS, RULES, judged, with_verdict
 
 from conftest import CliResult
 
@@ -376,7 +376,7 @@ def test_the_verdict_of_every_row_is_the_table_read_row_by_row(
     fired = batch.select(
         [rule.when.fill_null(False).alias(rule.id) for rule, _ in rules] or [pl.lit(0)]
     )
-    out = with_verdict(batch, chosen)  # type: ignore[arg-type]
+    out, counts = judged(batch, chosen)  # type: ignore[arg-type]
     for i, row in enumerate(batch.iter_rows(named=True)):
         hits = [(rule.id, verdict) for rule, verdict in rules if fired[rule.id][i]]
         checked = any(row.get(f"{p}_status") in ("hit", "no_match") for p in ("tcpa", "ctp"))
@@ -386,6 +386,5 @@ def test_the_verdict_of_every_row_is_the_table_read_row_by_row(
         )
         assert out["contact_verdict"][i] == want, (row, hits)
         assert out["contact_verdict_reasons"][i] == ";".join(name for name, _ in hits)
-    counts = count_verdicts(out)
     assert counts == {v: n for v, n in out["contact_verdict"].value_counts().iter_rows() if n}
     assert out.drop("contact_verdict", "contact_verdict_reasons").equals(batch)

@@ -21,7 +21,7 @@ from pipeline.report import FailedRow, FailedRowsFile
 from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL, status_columns, text_columns
 from pipeline.trace import TRACE_ID_COLUMN
-from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, count_verdicts, with_verdict
+from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, judged
 
 VERDICT_COLUMNS = (VERDICT_COLUMN, REASONS_COLUMN)
 
@@ -80,8 +80,8 @@ class WriteStage:
 
         def rows() -> Iterator[pl.DataFrame]:
             for merged in batches():
-                batch = with_verdict(merged, self._config.verdict)
-                state.verdicts.update(count_verdicts(batch))
+                batch, verdicts = judged(merged, self._config.verdict)
+                state.verdicts.update(verdicts)
                 state.phones.add(batch, consent)
                 self._failed_rows.add(self._failures(batch))
                 state.failed_rows = self._failed_rows.count
