@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 from store_contract import FakeClock
-from store_contract.helpers import PROVIDER, RUN, commit_one, new_run, scope
+from store_contract.helpers import (
+    PROVIDER,
+    RUN,
+    ans,
+    commit,
+    commit_one,
+    log,
+    new_run,
+    scope,
+    session,
+)
 
 from pipeline.store.sqlite import LEDGER_FILE, SqliteStore
 from pipeline.store.sqlite_keys import LEVELS, MID, NEW, OLD
@@ -248,3 +258,131 @@ def test_the_upgrade_notice_adds_up_the_pending_steps_only() -> None:
     )
     assert "2,000,000 lookups kept): once, about 5 s;" in _upgrade_notice(conn, 4)
     assert "once, about 27 s;" in _upgrade_notice(conn, 3)
+
+
+def test_a_second_settled_answer_of_a_run_replaces_the_first(state: Path, clock: FakeClock) -> None:
+    """The engine never buys again a key its run settled; were it to, the newer answer
+    is the best at once, and the older row is deleted: at once while it is in the
+    newest level, else at the merge that meets it (here the session's end)."""
+    key = "2125550101"
+    store = SqliteStore(state, clock=clock)
+    try:
+        store.start(new_run())
+        commit_one(store, key, "hit")
+        clock.advance(1)
+        commit_one(store, key, "no_match")  # both in the newest level: replaced at once
+        assert rows_of(state, key) == [("no_match", 1)]
+        assert store.lookup_counts(RUN, PROVIDER) == {"no_match": 1}
+        store.stop(RUN, 3, "stopped")  # merged into the middle level
+        store.resume(RUN)
+        clock.advance(1)
+        commit_one(store, key, "hit", number=2, credits=5)
+        assert [(b.status, b.session) for b in store.best(scope(number=2), [key])] == [("hit", 2)]
+        store.finish(RUN, 0)  # the merge that meets the two
+        assert rows_of(state, key) == [("hit", 2)]
+        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
+        assert store.credits_of_run(RUN) == 5
+        assert levels(state) == {key: MID}
+    finally:
+        store.close()
+
+
+def test_a_failure_after_its_runs_settled_answer_leaves_the_paid_answer(
+    state: Path, clock: FakeClock
+) -> None:
+    key = "2125550101"
+    store = SqliteStore(state, clock=clock)
+    try:
+        store.start(new_run())
+        commit_one(store, key, "hit")
+        store.stop(RUN, 3, "stopped")
+        store.resume(RUN)
+        commit_one(store, key, "failed", number=2, credits=0)
+        assert rows_of(state, key) == [("hit", 1)]
+        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
+        assert store.failure_reasons(RUN) == []
+    finally:
+        store.close()
+
+
+def test_equal_fetch_times_pick_the_greater_run_id_whatever_the_level(
+    state: Path, clock: FakeClock
+) -> None:
+    key = "2125550101"
+    store = SqliteStore(state, clock=clock)
+    try:
+        for run in ("a", "b"):
+            store.start(new_run(run))
+        commit_one(store, key, run_id="a", answer={"from": "a"})
+        store.stop("a", 3, "stopped")  # a's key now in the middle level, b's in the newest
+        commit_one(store, key, run_id="b", answer={"from": "b"})
+        [picked] = store.best(scope("c", cache_from=0.0), [key])
+        assert picked.run_id == "b"
+    finally:
+        store.close()
+
+
+def test_a_merge_that_fails_leaves_the_commit_done_and_is_tried_later(
+    state: Path, clock: FakeClock
+) -> None:
+    """A nearly full disk: the commit fits, the merge after it (its own transaction,
+    more pages) does not. The commit returns normally (its answers are on disk); the
+    merge waits for another level's worth of keys."""
+    store = SqliteStore(state, clock=clock, level_limits=(2_000, 10**9))
+    try:
+        store.start(new_run())
+        many = [ans(f"{i:010d}") for i in range(1_999)]
+        commit(store, session(), log(), many)
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages + 4}")
+        commit(store, session(), log(), [ans("0000001999")])  # the 2,000th: no error
+        assert [b.key for b in store.best(scope(), ["0000001999"])] == ["0000001999"]
+        where = levels(state)
+        assert len(where) == 2_000 and set(where.values()) == {NEW}
+        store.conn.execute("PRAGMA max_page_count = 1073741823")
+        store.finish(RUN, 0)  # the session's end merges (room again)
+        assert set(levels(state).values()) == {MID}
+    finally:
+        store.close()
+
+
+def test_a_failed_merge_waits_for_another_levels_worth_of_keys() -> None:
+    """Not at every commit: each attempt on a full disk would write the level's pages
+    again before failing."""
+    from pipeline.store.sqlite_keys import KeyLevels
+
+    levels_ = KeyLevels(100, 1_000)
+    levels_.new, levels_.mid = 150, 0
+    levels_.postpone()  # the merge at 150 failed: next at 250
+    conn = sqlite3.connect(":memory:")
+    for level in LEVELS:
+        conn.execute(
+            f"CREATE TABLE {level} (scope, key, run_id, row, PRIMARY KEY (scope, key, run_id))"
+        )
+    conn.execute("CREATE TABLE lookups (x)")
+    conn.isolation_level = None
+    levels_.added(50)
+    levels_.merge_due(conn)
+    assert (levels_.new, levels_.mid) == (200, 0)  # not yet
+    levels_.added(50)
+    levels_.merge_due(conn)
+    assert (levels_.new, levels_.mid) == (0, 250)  # merged at 250
+    levels_.added(100)
+    levels_.merge_due(conn)
+    assert (levels_.new, levels_.mid) == (0, 350)  # back to every 100
+
+
+def test_a_key_twice_in_one_commit_keeps_its_last_answer(state: Path, clock: FakeClock) -> None:
+    key = "2125550101"
+    store = SqliteStore(state, clock=clock)
+    try:
+        store.start(new_run())
+        commit(store, session(), log(), [ans(key, "hit"), ans("2125550102"), ans(key, "no_match")])
+        assert rows_of(state, key) == [("no_match", 1)]
+        assert levels(state) == {key: NEW, "2125550102": NEW}
+        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1, "no_match": 1}
+        commit(store, session(), log(), [ans(key, "hit"), ans("2125550103")])  # replaces
+        assert rows_of(state, key) == [("hit", 1)]
+        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 3}
+    finally:
+        store.close()

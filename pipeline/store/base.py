@@ -202,7 +202,10 @@ def pick_best(candidates: Iterable[BestAnswer], run_id: str) -> list[BestAnswer]
             return row.status == "failed", row.run_id != run_id, -row.fetched_at
 
         for row in rows:
-            if rank(row) < rank(best[row.key]):
+            # Equal ranks (one clock reading): the greater run id, as an index on
+            # (key, run) would list them; within a run, the last listed.
+            kept = best[row.key]
+            if rank(row) < rank(kept) or (rank(row) == rank(kept) and row.run_id > kept.run_id):
                 best[row.key] = row
     return list(best.values())
 

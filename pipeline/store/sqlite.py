@@ -10,7 +10,6 @@ found by its key (levels merged as they fill) in :mod:`~pipeline.store.sqlite_ke
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -188,10 +187,7 @@ class SqliteStore(RunCounts, AnswerStore):
 
     @guarded
     def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
-        # The next session starts with an empty newest level. Only an optimisation (every
-        # key is in some level): a disk too full for it must not keep the end unrecorded.
-        with contextlib.suppress(StoreWriteError):
-            self._merge_due(force=True)
+        self._merge_due(force=True)  # the next session starts with an empty newest level
         now = self._clock()
         self._together(
             ("UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
@@ -291,17 +287,28 @@ class SqliteStore(RunCounts, AnswerStore):
             after = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM lookups").fetchone()[0])
             for response in responses:
                 self._insert(conn, response, session, scopes, now)
-            added = file_keys(conn, after)
+            statuses = [s for response in responses for s in response.columns.statuses]
+            failed = statuses.count("failed")
+            file_keys(conn, after, len(statuses) - failed, failed)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
                 conn.execute("ROLLBACK")
             raise
-        self._levels.added(added)
+        self._levels.added(len(statuses) - failed)
         self._merge_due()
 
-    @guarded
     def _merge_due(self, *, force: bool = False) -> None:
+        """Only an optimisation (every key is in some level): a merge that fails (a disk
+        too full for its WAL) must not make a commit that is on disk look failed; it is
+        tried again once another level's worth of keys has come."""
+        try:
+            self._guarded_merge(force)
+        except StoreWriteError:
+            self._levels.postpone()
+
+    @guarded
+    def _guarded_merge(self, force: bool) -> None:
         self._levels.merge_due(self.conn, force=force)
 
     def _known_scope(self, conn: sqlite3.Connection, provider: str, params: str) -> int | None:

@@ -9,10 +9,15 @@ its own once the index is much larger than a commit, so with one index an answer
 more as the ledger grew; merged in key order, each page of a large level is written
 once per merge, however many keys land in it. A failed lookup is not in the levels: it
 is found by ``lookups_failed`` (a partial unique index of the few failed rows), and
-deleted when its run answers the key again. A run never buys again a key it has
-settled (its own settled answer is always the best, see ``pick_best``), so a settled
-(scope, key, run_id) is in one level only and no row of ``lookups`` is counted twice.
-The schema step that makes the levels is ``sqlite_schema.LEVELLED_KEYS``.
+deleted when its run answers the key again; a failure filed after the same run's
+settled answer is dropped (the paid answer is kept). A run never buys again a key it
+has settled (its own settled answer is always the best, see ``pick_best``), so the
+store does not look in the large levels for one at every commit: a second settled
+answer replaces the first at once if the first is in the newest level, else at the
+merge that brings them together (the older row is deleted there). Until then both
+are found and the newer is the best. Level entries hold ``lookups`` rowids: back the
+ledger up by copying the file (or SQLite's backup API), not by a ``.dump``, which
+renumbers the rows.
 """
 
 from __future__ import annotations
@@ -56,28 +61,73 @@ _FAILED = (
     " CROSS JOIN lookups AS l INDEXED BY lookups_failed"
     " ON l.scope = ?2 AND l.key = k.value AND l.status = 'failed' WHERE l.run_id = ?3"
 )
-CANDIDATES = " UNION ALL ".join([*(_SETTLED.format(level=level) for level in LEVELS), _FAILED])
+# Oldest level first: pick_best keeps the last of equal candidates, so a key answered
+# twice by one run (until the merge that deletes the older) gives the newer row.
+CANDIDATES = " UNION ALL ".join(
+    [*(_SETTLED.format(level=level) for level in reversed(LEVELS)), _FAILED]
+)
 """Parameters: the keys as a JSON list, scope id, run id, whether earlier runs' answers
 count, the oldest fetch time they may have."""
 
 
-def file_keys(conn: sqlite3.Connection, after: int) -> int:
-    """In the commit's transaction, once its rows (rowid > ``after``) are in
-    ``lookups``: delete the failed rows their run has now settled, and add the settled
-    rows' keys to the newest level. Returns how many keys were added."""
-    conn.execute(
-        "DELETE FROM lookups WHERE rowid IN (SELECT f.rowid FROM lookups AS n"
-        " CROSS JOIN lookups AS f INDEXED BY lookups_failed ON f.scope = n.scope"
-        " AND f.key = n.key AND f.run_id = n.run_id AND f.status = 'failed'"
-        " WHERE n.rowid > ? AND n.status != 'failed')",
-        (after,),
-    )
-    added = conn.execute(
-        f"INSERT OR REPLACE INTO {NEW} (scope, key, run_id, row) SELECT scope, key, run_id,"
+def file_keys(conn: sqlite3.Connection, after: int, settled: int, failed: int) -> None:
+    """In the commit's transaction, once its rows (rowid > ``after``: ``settled`` settled
+    and ``failed`` failed ones) are in ``lookups``: delete the failed rows their run has
+    now settled and the new failures of keys their run has settled (the paid answer
+    stays), then add the settled rows' keys to the newest level, where an answer the
+    newest level held for the same key and run gives way (its row deleted). Each step
+    runs only when the commit has rows it can concern: the common commit, all new keys,
+    is one probe of the failures' index and one insert per key."""
+    if settled:
+        conn.execute(
+            "DELETE FROM lookups WHERE rowid IN (SELECT f.rowid FROM lookups AS n"
+            " CROSS JOIN lookups AS f INDEXED BY lookups_failed ON f.scope = n.scope"
+            " AND f.key = n.key AND f.run_id = n.run_id AND f.status = 'failed'"
+            " WHERE n.rowid > ? AND n.status != 'failed')",
+            (after,),
+        )
+    if failed:  # failures are few: looking them up in every level costs little
+        known = " OR ".join(
+            f"EXISTS (SELECT 1 FROM {level} AS x WHERE x.scope = n.scope AND x.key = n.key"
+            " AND x.run_id = n.run_id)"
+            for level in LEVELS
+        )
+        conn.execute(
+            "DELETE FROM lookups WHERE rowid IN (SELECT n.rowid FROM lookups AS n"
+            f" WHERE n.rowid > ? AND n.status = 'failed' AND ({known}))",
+            (after,),
+        )
+    if not settled:
+        return
+    filed = conn.execute(
+        f"INSERT OR IGNORE INTO {NEW} (scope, key, run_id, row) SELECT scope, key, run_id,"
         " rowid FROM lookups WHERE rowid > ? AND status != 'failed'",
         (after,),
+    ).rowcount
+    if filed < settled:  # a key the newest level held, or one twice in this commit
+        _replace_in_newest(conn, after)
+
+
+def _replace_in_newest(conn: sqlite3.Connection, after: int) -> None:
+    """The commit's settled rows replace what the newest level held for their keys (the
+    rows it pointed at are deleted), the last of a key the commit has twice winning."""
+    older = conn.execute(
+        f"SELECT x.row FROM lookups AS n CROSS JOIN {NEW} AS x ON x.scope = n.scope"
+        " AND x.key = n.key AND x.run_id = n.run_id"
+        " WHERE n.rowid > ?1 AND n.status != 'failed' AND x.row <= ?1",
+        (after,),
+    ).fetchall()
+    conn.execute(
+        f"INSERT OR REPLACE INTO {NEW} (scope, key, run_id, row) SELECT scope, key, run_id,"
+        " rowid FROM lookups WHERE rowid > ? AND status != 'failed' ORDER BY rowid",
+        (after,),
     )
-    return int(added.rowcount)
+    conn.executemany("DELETE FROM lookups WHERE rowid = ?", older)
+    conn.execute(
+        "DELETE FROM lookups WHERE rowid > ?1 AND status != 'failed'"
+        f" AND rowid NOT IN (SELECT row FROM {NEW} WHERE row > ?1)",
+        (after,),
+    )
 
 
 class KeyLevels:
@@ -88,10 +138,17 @@ class KeyLevels:
         self.limits = (new_limit, mid_limit)
         self.new: int | None = None
         self.mid = 0
+        self._due_at = (new_limit, mid_limit)
+        """The small levels' sizes at which they are merged (further after a failure)."""
 
     def added(self, keys: int) -> None:
         if self.new is not None:
             self.new += keys
+
+    def postpone(self) -> None:
+        """A merge failed: try again after another newest level's worth of keys."""
+        new_limit, mid_limit = self.limits
+        self._due_at = ((self.new or 0) + new_limit, self.mid + mid_limit)
 
     def merge_due(self, conn: sqlite3.Connection, *, force: bool = False) -> None:
         """Merge the newest level into the middle one when it is full (or ``force``),
@@ -99,13 +156,15 @@ class KeyLevels:
         transaction, after the answers' commit."""
         if self.new is None:
             self.new, self.mid = (_count(conn, level) for level in (NEW, MID))
-        new_limit, mid_limit = self.limits
-        if self.new >= new_limit or (force and self.new > 0):
+        new_due, mid_due = self._due_at
+        if self.new >= new_due or (force and self.new > 0):
             _merge(conn, NEW, MID)
             self.new, self.mid = 0, self.mid + self.new
-        if self.mid >= mid_limit and self.mid * 4 >= _about_old(conn, self.new + self.mid):
+            self._due_at = (self.limits[0], mid_due)
+        if self.mid >= mid_due and self.mid * 4 >= _about_old(conn, self.new + self.mid):
             _merge(conn, MID, OLD)
             self.mid = 0
+            self._due_at = self.limits
 
 
 def _count(conn: sqlite3.Connection, level: str) -> int:
@@ -123,10 +182,18 @@ def _about_old(conn: sqlite3.Connection, in_small_levels: int) -> int:
 def _merge(conn: sqlite3.Connection, source: str, target: str) -> None:
     """``source``'s keys into ``target`` in key order (a WITHOUT ROWID table is read in
     key order), then ``source`` emptied. A key already in ``target`` (none, unless a run
-    settled a key twice) takes the newer row."""
+    settled a key twice) takes the newer row, and the older row is deleted."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(f"INSERT OR REPLACE INTO {target} SELECT * FROM {source}")
+        size = _count(conn, source)
+        moved = conn.execute(f"INSERT OR IGNORE INTO {target} SELECT * FROM {source}").rowcount
+        if moved < size:  # a key both levels hold (see the module's text): the newer wins
+            conn.execute(
+                f"DELETE FROM lookups WHERE rowid IN (SELECT t.row FROM {source} AS s"
+                f" CROSS JOIN {target} AS t ON t.scope = s.scope AND t.key = s.key"
+                " AND t.run_id = s.run_id AND t.row != s.row)"
+            )
+            conn.execute(f"INSERT OR REPLACE INTO {target} SELECT * FROM {source}")
         conn.execute(f"DELETE FROM {source}")
         conn.execute("COMMIT")
     except BaseException:
