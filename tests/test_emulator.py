@@ -654,3 +654,18 @@ def test_every_emulator_applies_the_one_nanp_rule(phone: str, refused: str | Non
         else:
             said = None if prepared.error is None else prepared.error.body.decode()
         assert (said is not None) == (refused is not None), (name, said)
+
+
+def test_the_rolling_window_counts_by_arrival_whatever_order_threads_admit_in() -> None:
+    """A handler thread still reading its body admits its request after one that arrived
+    later: the later one is not held against it (a spurious 429 at a window held
+    exactly at its limit, as a lane at the configured rate holds it)."""
+    from pipeline.emulators.state import ProviderKnobs, ProviderState
+
+    state = ProviderState(ProviderKnobs(rate_limit=2, rate_window_s=1.0))
+    assert state.admit(0.5) is None
+    assert state.admit(1.001) is None  # arrived second, admitted first
+    assert state.admit(1.000) is None  # in (0.0, 1.0]: only 0.5 before it
+    assert state.admit(1.002) is not None  # 1.000 and 1.001 in its window: full
+    assert state.admit(1.6) is not None  # 0.5 has left; 1.000 and 1.001 still fill it
+    assert state.admit(2.002) is None  # both have left

@@ -9,6 +9,7 @@ never leave this module raw: everything reported is labelled ``key:`` + the firs
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -17,6 +18,10 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
+
+_SKEW_S = 1.0
+"""How far out of arrival order handler threads may admit requests: entries are kept
+that long past the window."""
 
 Fault = int | str
 """A queued fault: an HTTP status (500, 503, 429, 401, ...), ``"timeout"`` or ``"malformed"``."""
@@ -177,6 +182,7 @@ class ProviderState:
         """Forget requests, windows, ledgers and queued faults; restore balances and seeds."""
         with self.lock:
             self._window: deque[float] = deque()
+            """Arrivals of accepted requests, sorted."""
             self._faults: deque[Fault] = deque()
             self._log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
             self._charged: dict[str, int] = {}
@@ -217,19 +223,27 @@ class ProviderState:
     # Steps of one request, in order -------------------------------------------------------
 
     def admit(self, now: float) -> int | None:
-        """Count the request in the rolling window, or return Retry-After seconds (a 429)."""
+        """Count the request in the rolling window, or return Retry-After seconds (a 429).
+
+        ``now`` is the request's arrival; handler threads may get here out of arrival
+        order (one still reading its body), so the window is kept sorted and a request
+        counts only the accepted ones that arrived in the window before it: a later
+        arrival admitted first is not held against an earlier one.
+        """
         with self.lock:
             knobs, window = self.knobs, self._window
             start = now - knobs.rate_window_s
-            while window and window[0] <= start:
+            while window and window[0] <= start - _SKEW_S:  # no arrival still to come needs it
                 window.popleft()
+            first, last = bisect.bisect_right(window, start), bisect.bisect_right(window, now)
+            counted = last - first
             limit = knobs.rate_limit
-            if limit is not None and len(window) >= limit:
-                oldest = window[len(window) - limit] if limit > 0 else now  # 0: refuse all
+            if limit is not None and counted >= limit:
+                oldest = window[last - limit] if limit > 0 else now  # 0: refuse all
                 return max(1, math.ceil(oldest + knobs.rate_window_s - now))
-            window.append(now)
+            window.insert(last, now)
             self._totals["accepted"] += 1
-            self._totals["max_in_window"] = max(self._totals["max_in_window"], len(window))
+            self._totals["max_in_window"] = max(self._totals["max_in_window"], counted + 1)
             return None
 
     def reserve(self, key: str | None, cost: int) -> tuple[int, str] | None:
