@@ -36,6 +36,7 @@ from pipeline.store.sqlite_file import (
     create,
     damage,
     guarded,
+    immediate,
     unwritable,
 )
 from pipeline.store.sqlite_keys import CANDIDATES, MID_LIMIT, NEW_LIMIT, KeyLevels, file_keys
@@ -199,16 +200,9 @@ class SqliteStore(RunCounts, AnswerStore):
 
     def _together(self, *statements: tuple[str, Sequence[Any]]) -> None:
         """Statements in one transaction: the run and its session change together."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self.conn) as conn:
             for sql, args in statements:
                 conn.execute(sql, args)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     @guarded
     def sessions(self, run_id: str) -> list[SessionRecord]:
@@ -280,21 +274,13 @@ class SqliteStore(RunCounts, AnswerStore):
             name: self._filed_scope(conn, name, session.params[name])
             for name in {response.log.provider for response in responses if response.columns.keys}
         }
-        # IMMEDIATE: the transaction reads (the last rowid) before it writes, and a read
-        # snapshot cannot become a write once another connection has committed.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):  # it reads the last rowid before it writes
             after = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM lookups").fetchone()[0])
             for response in responses:
                 self._insert(conn, response, session, scopes, now)
             statuses = [s for response in responses for s in response.columns.statuses]
             failed = statuses.count("failed")
             file_keys(conn, after, len(statuses) - failed, failed)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
-                conn.execute("ROLLBACK")
-            raise
         self._levels.added(len(statuses) - failed)
         self._merge_due()
 

@@ -21,7 +21,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -79,6 +79,22 @@ def guarded(
 
     functools.update_wrapper(call, method)
     return call
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE: the write lock taken at once, so a
+    transaction that reads before it writes never finds its snapshot stale), committed
+    at the end of the block, rolled back on any exception (unless SQLite already rolled
+    it back itself, as on a full disk or damage)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def check_file(path: Path) -> bool:

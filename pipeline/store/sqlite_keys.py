@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from pipeline.store.sqlite_file import immediate
+
 NEW, MID, OLD = "lookup_keys_new", "lookup_keys_mid", "lookup_keys"
 LEVELS = (NEW, MID, OLD)
 """Newest first; a key is in at most one of them."""
@@ -183,8 +185,7 @@ def _merge(conn: sqlite3.Connection, source: str, target: str) -> None:
     """``source``'s keys into ``target`` in key order (a WITHOUT ROWID table is read in
     key order), then ``source`` emptied. A key already in ``target`` (none, unless a run
     settled a key twice) takes the newer row, and the older row is deleted."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         size = _count(conn, source)
         moved = conn.execute(f"INSERT OR IGNORE INTO {target} SELECT * FROM {source}").rowcount
         if moved < size:  # a key both levels hold (see the module's text): the newer wins
@@ -195,8 +196,3 @@ def _merge(conn: sqlite3.Connection, source: str, target: str) -> None:
             )
             conn.execute(f"INSERT OR REPLACE INTO {target} SELECT * FROM {source}")
         conn.execute(f"DELETE FROM {source}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from pipeline.store.base import UnusableStoreError
+from pipeline.store.sqlite_file import immediate
 from pipeline.store.sqlite_keys import LEVELS, OLD, level_table
 
 Step = str | Callable[[sqlite3.Connection], None]
@@ -210,8 +211,7 @@ def migrate(conn: sqlite3.Connection, on_upgrade: Callable[[str], None] | None =
     # crash leaves the file as it was, and a second process opening the same new file
     # waits for the first instead of creating the tables twice. (Not executescript: it
     # commits any open transaction before it runs.)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         for number in range(version(), len(MIGRATIONS)):
             step = MIGRATIONS[number]
             if callable(step):
@@ -221,11 +221,6 @@ def migrate(conn: sqlite3.Connection, on_upgrade: Callable[[str], None] | None =
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite may have rolled back itself (e.g. damage)
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _upgrade_notice(conn: sqlite3.Connection, found: int) -> str:
