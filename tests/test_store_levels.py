@@ -73,6 +73,16 @@ def state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def store(state: Path, clock: FakeClock) -> Iterator[SqliteStore]:
+    """A store with the default level limits (nothing merged before a session ends)."""
+    opened = SqliteStore(state, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
 def small(state: Path, clock: FakeClock) -> Iterator[SqliteStore]:
     opened = SqliteStore(state, clock=clock, level_limits=(3, 5))
     opened.start(new_run())
@@ -155,37 +165,29 @@ def test_a_failed_lookup_is_in_no_level_and_goes_once_its_run_answers_it(
 
 
 def test_a_key_failed_twice_by_its_run_keeps_the_newer_failure(
-    state: Path, clock: FakeClock
+    store: SqliteStore, state: Path, clock: FakeClock
 ) -> None:
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        store.start(new_run())
-        commit_one(store, key, "failed", credits=0)
-        store.fail(RUN, 3, "down")
-        store.resume(RUN)
-        commit_one(store, key, "failed", number=2, credits=0)
-        assert rows_of(state, key) == [("failed", 2)]
-        assert store.lookup_counts(RUN, PROVIDER) == {"failed": 1}
-        assert levels(state) == {}
-    finally:
-        store.close()
+    store.start(new_run())
+    commit_one(store, key, "failed", credits=0)
+    store.fail(RUN, 3, "down")
+    store.resume(RUN)
+    commit_one(store, key, "failed", number=2, credits=0)
+    assert rows_of(state, key) == [("failed", 2)]
+    assert store.lookup_counts(RUN, PROVIDER) == {"failed": 1}
+    assert levels(state) == {}
 
 
 def test_another_runs_failure_is_kept_beside_this_runs_answer(
-    state: Path, clock: FakeClock
+    store: SqliteStore, state: Path, clock: FakeClock
 ) -> None:
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        store.start(new_run("run-a"))
-        commit_one(store, key, "failed", run_id="run-a", credits=0)
-        store.start(new_run("run-b"))
-        commit_one(store, key, "hit", run_id="run-b")
-        assert rows_of(state, key) == [("failed", 1), ("hit", 1)]
-        assert store.lookup_counts("run-a", PROVIDER) == {"failed": 1}
-    finally:
-        store.close()
+    store.start(new_run("run-a"))
+    commit_one(store, key, "failed", run_id="run-a", credits=0)
+    store.start(new_run("run-b"))
+    commit_one(store, key, "hit", run_id="run-b")
+    assert rows_of(state, key) == [("failed", 1), ("hit", 1)]
+    assert store.lookup_counts("run-a", PROVIDER) == {"failed": 1}
 
 
 def test_keys_left_in_the_newest_level_by_a_killed_run_are_found_and_merged_later(
@@ -260,66 +262,56 @@ def test_the_upgrade_notice_adds_up_the_pending_steps_only() -> None:
     assert "once, about 27 s;" in _upgrade_notice(conn, 3)
 
 
-def test_a_second_settled_answer_of_a_run_replaces_the_first(state: Path, clock: FakeClock) -> None:
+def test_a_second_settled_answer_of_a_run_replaces_the_first(
+    store: SqliteStore, state: Path, clock: FakeClock
+) -> None:
     """The engine never buys again a key its run settled; were it to, the newer answer
     is the best at once, and the older row is deleted: at once while it is in the
     newest level, else at the merge that meets it (here the session's end)."""
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        store.start(new_run())
-        commit_one(store, key, "hit")
-        clock.advance(1)
-        commit_one(store, key, "no_match")  # both in the newest level: replaced at once
-        assert rows_of(state, key) == [("no_match", 1)]
-        assert store.lookup_counts(RUN, PROVIDER) == {"no_match": 1}
-        store.stop(RUN, 3, "stopped")  # merged into the middle level
-        store.resume(RUN)
-        clock.advance(1)
-        commit_one(store, key, "hit", number=2, credits=5)
-        assert [(b.status, b.session) for b in store.best(scope(number=2), [key])] == [("hit", 2)]
-        store.finish(RUN, 0)  # the merge that meets the two
-        assert rows_of(state, key) == [("hit", 2)]
-        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
-        assert store.credits_of_run(RUN) == 5
-        assert levels(state) == {key: MID}
-    finally:
-        store.close()
+    store.start(new_run())
+    commit_one(store, key, "hit")
+    clock.advance(1)
+    commit_one(store, key, "no_match")  # both in the newest level: replaced at once
+    assert rows_of(state, key) == [("no_match", 1)]
+    assert store.lookup_counts(RUN, PROVIDER) == {"no_match": 1}
+    store.stop(RUN, 3, "stopped")  # merged into the middle level
+    store.resume(RUN)
+    clock.advance(1)
+    commit_one(store, key, "hit", number=2, credits=5)
+    assert [(b.status, b.session) for b in store.best(scope(number=2), [key])] == [("hit", 2)]
+    store.finish(RUN, 0)  # the merge that meets the two
+    assert rows_of(state, key) == [("hit", 2)]
+    assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
+    assert store.credits_of_run(RUN) == 5
+    assert levels(state) == {key: MID}
 
 
 def test_a_failure_after_its_runs_settled_answer_leaves_the_paid_answer(
-    state: Path, clock: FakeClock
+    store: SqliteStore, state: Path, clock: FakeClock
 ) -> None:
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        store.start(new_run())
-        commit_one(store, key, "hit")
-        store.stop(RUN, 3, "stopped")
-        store.resume(RUN)
-        commit_one(store, key, "failed", number=2, credits=0)
-        assert rows_of(state, key) == [("hit", 1)]
-        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
-        assert store.failure_reasons(RUN) == []
-    finally:
-        store.close()
+    store.start(new_run())
+    commit_one(store, key, "hit")
+    store.stop(RUN, 3, "stopped")
+    store.resume(RUN)
+    commit_one(store, key, "failed", number=2, credits=0)
+    assert rows_of(state, key) == [("hit", 1)]
+    assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1}
+    assert store.failure_reasons(RUN) == []
 
 
 def test_equal_fetch_times_pick_the_greater_run_id_whatever_the_level(
-    state: Path, clock: FakeClock
+    store: SqliteStore, state: Path, clock: FakeClock
 ) -> None:
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        for run in ("a", "b"):
-            store.start(new_run(run))
-        commit_one(store, key, run_id="a", answer={"from": "a"})
-        store.stop("a", 3, "stopped")  # a's key now in the middle level, b's in the newest
-        commit_one(store, key, run_id="b", answer={"from": "b"})
-        [picked] = store.best(scope("c", cache_from=0.0), [key])
-        assert picked.run_id == "b"
-    finally:
-        store.close()
+    for run in ("a", "b"):
+        store.start(new_run(run))
+    commit_one(store, key, run_id="a", answer={"from": "a"})
+    store.stop("a", 3, "stopped")  # a's key now in the middle level, b's in the newest
+    commit_one(store, key, run_id="b", answer={"from": "b"})
+    [picked] = store.best(scope("c", cache_from=0.0), [key])
+    assert picked.run_id == "b"
 
 
 def test_a_merge_that_fails_leaves_the_commit_done_and_is_tried_later(
@@ -372,17 +364,15 @@ def test_a_failed_merge_waits_for_another_levels_worth_of_keys() -> None:
     assert (levels_.new, levels_.mid) == (0, 350)  # back to every 100
 
 
-def test_a_key_twice_in_one_commit_keeps_its_last_answer(state: Path, clock: FakeClock) -> None:
+def test_a_key_twice_in_one_commit_keeps_its_last_answer(
+    store: SqliteStore, state: Path, clock: FakeClock
+) -> None:
     key = "2125550101"
-    store = SqliteStore(state, clock=clock)
-    try:
-        store.start(new_run())
-        commit(store, session(), log(), [ans(key, "hit"), ans("2125550102"), ans(key, "no_match")])
-        assert rows_of(state, key) == [("no_match", 1)]
-        assert levels(state) == {key: NEW, "2125550102": NEW}
-        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1, "no_match": 1}
-        commit(store, session(), log(), [ans(key, "hit"), ans("2125550103")])  # replaces
-        assert rows_of(state, key) == [("hit", 1)]
-        assert store.lookup_counts(RUN, PROVIDER) == {"hit": 3}
-    finally:
-        store.close()
+    store.start(new_run())
+    commit(store, session(), log(), [ans(key, "hit"), ans("2125550102"), ans(key, "no_match")])
+    assert rows_of(state, key) == [("no_match", 1)]
+    assert levels(state) == {key: NEW, "2125550102": NEW}
+    assert store.lookup_counts(RUN, PROVIDER) == {"hit": 1, "no_match": 1}
+    commit(store, session(), log(), [ans(key, "hit"), ans("2125550103")])  # replaces
+    assert rows_of(state, key) == [("hit", 1)]
+    assert store.lookup_counts(RUN, PROVIDER) == {"hit": 3}
