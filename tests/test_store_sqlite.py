@@ -36,6 +36,19 @@ class TestSqliteStoreContract(StoreContract):
             opened.close()
 
 
+class TestSqliteStoreContractByKeyOnly(StoreContract):
+    """The same contract with no answer remembered by its rowid (sqlite_recent): every
+    answer found by its key in the levels, as after a restart."""
+
+    @pytest.fixture
+    def store(self, clock: FakeClock, tmp_path: Path) -> Iterator[SqliteStore]:
+        opened = SqliteStore(tmp_path / "state", clock=clock, recent_limit=0)
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+
 class TestSqliteStoreContractMergingOften(StoreContract):
     """The same contract with the key index's levels merged every two and three keys:
     each rule holds whichever level a key is in."""

@@ -40,6 +40,7 @@ from pipeline.store.sqlite_file import (
     unwritable,
 )
 from pipeline.store.sqlite_keys import CANDIDATES, MID_LIMIT, NEW_LIMIT, KeyLevels, file_keys
+from pipeline.store.sqlite_recent import RECENT_LIMIT, RecentRows
 from pipeline.store.sqlite_schema import migrate
 
 __all__ = ["LEDGER_FILE", "SqliteStore"]
@@ -47,6 +48,13 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _RUN_COLUMNS = (
     "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
     " config_path, input_path, output_path, max_credits, identity"
+)
+# Remembered rows (see sqlite_recent), read back with what must still match.
+_BY_ROWID = (
+    "SELECT l.rowid, l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
+    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS r"
+    " CROSS JOIN lookups AS l ON l.rowid = r.value"
+    " WHERE l.scope = ?2 AND l.run_id = ?3 AND l.status != 'failed'"
 )
 
 
@@ -61,6 +69,7 @@ class SqliteStore(RunCounts, AnswerStore):
         clock: Callable[[], float] = time.time,
         on_upgrade: Callable[[str], None] | None = None,
         level_limits: tuple[int, int] = (NEW_LIMIT, MID_LIMIT),
+        recent_limit: int = RECENT_LIMIT,
     ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / LEDGER_FILE
@@ -72,6 +81,7 @@ class SqliteStore(RunCounts, AnswerStore):
         self._scopes: dict[tuple[str, str], int] = {}
         """(provider, params) -> its id in scopes, once committed (ids never change)."""
         self._levels = KeyLevels(*level_limits)
+        self._recent = RecentRows(recent_limit)
         try:
             # A damaged file is refused before SQLite touches it (or its -wal).
             if not check_file(self.path):
@@ -189,6 +199,7 @@ class SqliteStore(RunCounts, AnswerStore):
     @guarded
     def _end(self, run_id: str, state: str, exit_code: int, reason: str | None) -> None:
         self._merge_due(force=True)  # the next session starts with an empty newest level
+        self._recent.clear()
         now = self._clock()
         self._together(
             ("UPDATE runs SET state = ?, exit_code = ?, stop_reason = ?, updated_at = ?"
@@ -281,6 +292,12 @@ class SqliteStore(RunCounts, AnswerStore):
             statuses = [s for response in responses for s in response.columns.statuses]
             failed = statuses.count("failed")
             file_keys(conn, after, len(statuses) - failed, failed)
+            filed = conn.execute(
+                "SELECT scope, key, rowid FROM lookups WHERE rowid > ? AND status != 'failed'"
+                " ORDER BY rowid",
+                (after,),
+            ).fetchall()
+        self._recent.filed(session.run_id, filed)  # once the transaction is committed
         self._levels.added(len(statuses) - failed)
         self._merge_due()
 
@@ -367,14 +384,29 @@ class SqliteStore(RunCounts, AnswerStore):
         scope_id = self._known_scope(self.conn, scope.provider, scope.params)
         if scope_id is None:
             return []
+        found = self._remembered(scope_id, scope.run_id, keys)
+        if found:
+            got = {answer.key for answer in found}
+            keys = [key for key in keys if key not in got]
+            if not keys:
+                return found
         cache = scope.cache_from is not None
-        rows = self.conn.execute(
+        rows = self.conn.execute(  # in key order: probes of a level walk its pages in order
             CANDIDATES,
-            (json.dumps(list(keys)), scope_id, scope.run_id, cache, scope.cache_from or 0.0),
+            (json.dumps(sorted(keys)), scope_id, scope.run_id, cache, scope.cache_from or 0.0),
         )
         # Each row made a BestAnswer as it is read, not a list of plain rows first: twice
         # the tuples alive at once is twice the garbage collector's work.
-        return pick_best(list(map(BestAnswer._make, rows)), scope.run_id)
+        return [*found, *pick_best(list(map(BestAnswer._make, rows)), scope.run_id)]
+
+    def _remembered(self, scope_id: int, run_id: str, keys: Sequence[str]) -> list[BestAnswer]:
+        """The best answers of those of ``keys`` this store has just filed for ``run_id``
+        (this run's own settled answers: the best there is), read by rowid."""
+        taken = self._recent.take(scope_id, run_id, keys)
+        if not taken:
+            return []
+        rows = self.conn.execute(_BY_ROWID, (json.dumps(sorted(taken)), scope_id, run_id))
+        return [BestAnswer._make(row[1:]) for row in rows if taken[row[0]] == row[1]]
 
 
 def _quote(text: str) -> str:
