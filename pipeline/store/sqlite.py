@@ -40,7 +40,7 @@ from pipeline.store.sqlite_file import (
     unwritable,
 )
 from pipeline.store.sqlite_keys import CANDIDATES, MID_LIMIT, NEW_LIMIT, KeyLevels, file_keys
-from pipeline.store.sqlite_recent import RECENT_LIMIT, RecentRows
+from pipeline.store.sqlite_recent import RECENT_LIMIT, RecentRows, remembered
 from pipeline.store.sqlite_schema import migrate
 
 __all__ = ["LEDGER_FILE", "SqliteStore"]
@@ -48,13 +48,6 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _RUN_COLUMNS = (
     "run_id, job, state, session, cache_cutoff, started_at, exit_code, stop_reason,"
     " config_path, input_path, output_path, max_credits, identity"
-)
-# Remembered rows (see sqlite_recent), read back with what must still match.
-_BY_ROWID = (
-    "SELECT l.rowid, l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
-    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS r"
-    " CROSS JOIN lookups AS l ON l.rowid = r.value"
-    " WHERE l.scope = ?2 AND l.run_id = ?3 AND l.status != 'failed'"
 )
 
 
@@ -384,7 +377,7 @@ class SqliteStore(RunCounts, AnswerStore):
         scope_id = self._known_scope(self.conn, scope.provider, scope.params)
         if scope_id is None:
             return []
-        found = self._remembered(scope_id, scope.run_id, keys)
+        found = remembered(self.conn, self._recent, scope_id, scope.run_id, keys)
         if found:
             got = {answer.key for answer in found}
             keys = [key for key in keys if key not in got]
@@ -398,15 +391,6 @@ class SqliteStore(RunCounts, AnswerStore):
         # Each row made a BestAnswer as it is read, not a list of plain rows first: twice
         # the tuples alive at once is twice the garbage collector's work.
         return [*found, *pick_best(list(map(BestAnswer._make, rows)), scope.run_id)]
-
-    def _remembered(self, scope_id: int, run_id: str, keys: Sequence[str]) -> list[BestAnswer]:
-        """The best answers of those of ``keys`` this store has just filed for ``run_id``
-        (this run's own settled answers: the best there is), read by rowid."""
-        taken = self._recent.take(scope_id, run_id, keys)
-        if not taken:
-            return []
-        rows = self.conn.execute(_BY_ROWID, (json.dumps(sorted(taken)), scope_id, run_id))
-        return [BestAnswer._make(row[1:]) for row in rows if taken[row[0]] == row[1]]
 
 
 def _quote(text: str) -> str:

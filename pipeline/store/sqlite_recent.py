@@ -22,16 +22,27 @@ at the ~125,000 a run at full speed holds) against ~150 in Python objects.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections.abc import Sequence
 
 import polars as pl
+
+from pipeline.store.records import BestAnswer
 
 RECENT_LIMIT = 250_000
 """Rowids remembered at most: more than the ~125,000 keys bought that the output trails
 the purchases by at full speed (measured: a 3M-row TCPA run at zero latency)."""
 
 _KEY, _ROW = "key", "row"
+# Remembered rows, read back with what must still match.
+_BY_ROWID = (
+    "SELECT l.rowid, l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
+    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS r"
+    " CROSS JOIN lookups AS l ON l.rowid = r.value"
+    " WHERE l.scope = ?2 AND l.run_id = ?3 AND l.status != 'failed'"
+)
 
 
 class RecentRows:
@@ -87,3 +98,16 @@ class RecentRows:
         with self._lock:
             self._frames.clear()
             self._size = 0
+
+
+def remembered(
+    conn: sqlite3.Connection, recent: RecentRows, scope: int, run_id: str, keys: Sequence[str]
+) -> list[BestAnswer]:
+    """The best answers of those of ``keys`` that ``recent`` remembers for (``scope``,
+    ``run_id``): the run's own settled answers, the best there are, read by rowid in
+    order. A row that no longer matches is left out (its key goes the long way)."""
+    taken = recent.take(scope, run_id, keys)
+    if not taken:
+        return []
+    rows = conn.execute(_BY_ROWID, (json.dumps(sorted(taken)), scope, run_id))
+    return [BestAnswer._make(row[1:]) for row in rows if taken[row[0]] == row[1]]
