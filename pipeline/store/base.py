@@ -205,7 +205,7 @@ def pick_best(candidates: Iterable[BestAnswer], run_id: str) -> list[BestAnswer]
             # Equal ranks (one clock reading): the greater run id, as an index on
             # (key, run) would list them; within a run, the last listed.
             kept = best[row.key]
-            if rank(row) < rank(kept) or (rank(row) == rank(kept) and row.run_id > kept.run_id):
+            if rank(row) < rank(kept) or (rank(row) == rank(kept) and row.run_id >= kept.run_id):
                 best[row.key] = row
     return list(best.values())
 
