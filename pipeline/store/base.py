@@ -152,13 +152,18 @@ class AnswerStore(ABC):
         """The best answer of each of ``keys`` that has a candidate (module docstring),
         in no particular order; keys without one are left out."""
 
+    def candidates_known(self, scope: Scope, keys: Sequence[str]) -> list[BestAnswer]:
+        """:meth:`best` as ``answered`` asks it, before buying (a backend may find keys
+        it has just filed another way for the output)."""
+        return self.best(scope, keys)
+
     def answered(self, scope: Scope, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` must not be bought again in this scope."""
         if not keys:
             return set()
         return {
             found.key
-            for found in self.best(scope, keys)
+            for found in self.candidates_known(scope, keys)
             if found.status != "failed"
             or (found.run_id == scope.run_id and found.session == scope.session)
         }

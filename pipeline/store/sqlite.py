@@ -5,8 +5,8 @@ the planner and the merger read on others, which WAL allows without blocking. A
 commit is one transaction, so a crash at any line leaves whole responses only. The
 schema and its migrations are in :mod:`~pipeline.store.sqlite_schema`; opening,
 creating and refusing the file in :mod:`~pipeline.store.sqlite_file`; how an answer is
-found by its key (levels merged as they fill) in :mod:`~pipeline.store.sqlite_keys`.
-"""
+found by its key (levels merged as they fill) in :mod:`~pipeline.store.sqlite_keys`,
+and just after it was filed in :mod:`~pipeline.store.sqlite_recent`."""
 
 from __future__ import annotations
 
@@ -286,10 +286,8 @@ class SqliteStore(RunCounts, AnswerStore):
             failed = statuses.count("failed")
             file_keys(conn, after, len(statuses) - failed, failed)
             filed = conn.execute(
-                "SELECT scope, key, rowid FROM lookups WHERE rowid > ? AND status != 'failed'"
-                " ORDER BY rowid",
-                (after,),
-            ).fetchall()
+                "SELECT scope, rowid FROM lookups WHERE rowid > ? AND status != 'failed'", (after,)
+            ).fetchall()  # in rowid order: the table's own
         self._recent.filed(session.run_id, filed)  # once the transaction is committed
         self._levels.added(len(statuses) - failed)
         self._merge_due()
@@ -370,26 +368,30 @@ class SqliteStore(RunCounts, AnswerStore):
 
     # -- answers -----------------------------------------------------------------------
 
-    @guarded
     def best(self, scope: Scope, keys: Sequence[str]) -> list[BestAnswer]:
+        return self._best(scope, keys, recent=True)
+
+    def candidates_known(self, scope: Scope, keys: Sequence[str]) -> list[BestAnswer]:
+        return self._best(scope, keys, recent=False)  # mostly new keys: not in the window
+
+    @guarded
+    def _best(self, scope: Scope, keys: Sequence[str], *, recent: bool) -> list[BestAnswer]:
         if not keys:
             return []
         scope_id = self._known_scope(self.conn, scope.provider, scope.params)
         if scope_id is None:
             return []
-        found = remembered(self.conn, self._recent, scope_id, scope.run_id, keys)
+        found = remembered(self.conn, self._recent, scope_id, scope.run_id, keys) if recent else []
         if found:
             got = {answer.key for answer in found}
-            keys = [key for key in keys if key not in got]
-            if not keys:
+            if not (keys := [key for key in keys if key not in got]):
                 return found
         cache = scope.cache_from is not None
         rows = self.conn.execute(  # in key order: probes of a level walk its pages in order
             CANDIDATES,
             (json.dumps(sorted(keys)), scope_id, scope.run_id, cache, scope.cache_from or 0.0),
         )
-        # Each row made a BestAnswer as it is read, not a list of plain rows first: twice
-        # the tuples alive at once is twice the garbage collector's work.
+        # BestAnswers made as rows are read (no list of plain rows first: half the GC work)
         return [*found, *pick_best(list(map(BestAnswer._make, rows)), scope.run_id)]
 
 

@@ -1,116 +1,143 @@
-"""Where the answers this process has just filed are: their ``lookups`` rowids, by key.
+"""Where the answers this process has just filed are: the window of ``lookups`` rowids
+its recent commits wrote, per (scope, run).
 
 A run's output asks the store for the best answer of each key shortly after the key
 was bought and committed. That answer is the run's own settled row (a run's settled
-answer beats every other candidate, see ``pick_best``, and a later settled answer of
-the same key replaces it, here as in the levels). Found by its rowid, it is one read of
-the ``lookups`` pages just written, in rowid order; found by its key, it is a probe of
-every key level, each a random page of a B-tree that outgrows SQLite's page cache as
-the ledger grows (a reader's cache is also dropped whenever another connection has
-committed, which the writer does many times a second).
+answer beats every other candidate, see ``pick_best``; of two of the run's own, the
+later). Found by its key, it is a probe of every key level, each a random page of a
+B-tree that outgrows SQLite's page cache as the ledger grows (a reader's cache is also
+emptied whenever another connection has committed, which the writer does many times a
+second). Found in the window, it is one pass over the pages just written, in rowid
+order, asking each row whether its key is among those wanted.
 
-So the store remembers, per (scope, run), the rowid of each settled answer it
-committed, until ``best`` has read it (once: a key asked again goes the long way), and
-at most ``limit`` of them: when full, it stops remembering until some are taken (the
-output asks for the oldest first). A remembered row is only an address: ``best`` reads
-it back with its scope, key, run and status and takes the long way for any that no
-longer match (a row deleted or replaced by another process).
-
-They are kept as polars frames (key, rowid), not a dict: about 40 bytes an entry
-against ~150 in Python objects.
+So the store remembers, per (scope, run), the rowid ranges of the settled answers it
+committed, each with how many of them nobody has read yet, and nothing per key (a
+dict or frame of keys measured 20-40 MB more peak memory). The window runs from the
+oldest range still unread to the newest, so every answer the run filed after the
+oldest one in the window is in it, and the last in rowid order is the newest: a
+key found there has its best answer. Ranges are forgotten from the oldest end, once
+read (the output asks for the oldest first) or when the window would hold more than
+``limit`` answers; a key not found in the window goes the long way. Each row is read
+back with its scope, run and status.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 import threading
 from collections.abc import Sequence
-
-import polars as pl
+from dataclasses import dataclass, field
 
 from pipeline.store.records import BestAnswer
 
-RECENT_LIMIT = 100_000
-"""Rowids remembered at most. The output trails the purchases by up to ~125,000 keys at
-full speed (a 3M-row TCPA run at zero latency), but it asks for the oldest first and
-this stops remembering when full, so 100,000 still served 99% of that run's answers
-(250,000: all of them, for 20-40 MB more peak memory, measured, against ~10 MB of
-frames: what polars allocates and frees around them stays resident a while)."""
+RECENT_LIMIT = 150_000
+"""Settled answers a window holds at most: more than the ~125,000 keys the output
+trails the purchases by at full speed (a 3M-row TCPA run at zero latency). A window is
+read whole at each ``best``, so a larger one costs reading time, not memory."""
 
-_KEY, _ROW = "key", "row"
-# Remembered rows, read back with what must still match.
-_BY_ROWID = (
+_IN_WINDOW = (
     "SELECT l.rowid, l.key, l.run_id, l.session, l.status, l.answer, l.error, l.credits,"
-    " l.request_id, l.first_row, l.fetched_at FROM json_each(?1) AS r"
-    " CROSS JOIN lookups AS l ON l.rowid = r.value"
-    " WHERE l.scope = ?2 AND l.run_id = ?3 AND l.status != 'failed'"
+    " l.request_id, l.first_row, l.fetched_at FROM lookups AS l"
+    " WHERE l.rowid BETWEEN ?1 AND ?2 AND l.scope = ?3 AND l.run_id = ?4"
+    " AND l.status != 'failed' AND l.key IN (SELECT value FROM json_each(?5))"
+    " ORDER BY l.rowid"
 )
 
 
+@dataclass
+class _Window:
+    starts: list[int] = field(default_factory=list)
+    """Each range's first rowid, oldest first."""
+    ends: list[int] = field(default_factory=list)
+    unread: list[int] = field(default_factory=list)
+    """Of each range's settled answers, how many no ``best`` has found yet."""
+    size: int = 0
+    """Settled answers in the window."""
+
+
 class RecentRows:
-    """Rowids of settled answers this process committed, by (scope id, run id) and key."""
+    """Rowid windows of the settled answers this process committed, by (scope, run)."""
 
     def __init__(self, limit: int = RECENT_LIMIT) -> None:
         self.limit = limit
-        self._frames: dict[tuple[int, str], list[pl.DataFrame]] = {}
-        self._size = 0
+        self._windows: dict[tuple[int, str], _Window] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return self._size
+        """Settled answers in the windows."""
+        return sum(window.size for window in self._windows.values())
 
-    def filed(self, run_id: str, rows: Sequence[tuple[int, str, int]]) -> None:
-        """(scope id, key, rowid) of settled answers just committed by run ``run_id``, in
-        rowid order (a key's later row is the one its answer is now)."""
-        if not rows:
+    def filed(self, run_id: str, rows: Sequence[tuple[int, int]]) -> None:
+        """(scope id, rowid) of the settled answers one commit of run ``run_id`` wrote,
+        in rowid order."""
+        if self.limit <= 0 or not rows:
             return
-        scopes, keys, rowids = zip(*rows, strict=True)
-        frame = pl.DataFrame(
-            {"scope": scopes, _KEY: keys, _ROW: rowids},
-            schema={"scope": pl.Int64, _KEY: pl.String, _ROW: pl.Int64},
-        )
+        ranges: dict[int, list[int]] = {}
+        for scope, rowid in rows:
+            seen = ranges.get(scope)
+            if seen is None:
+                ranges[scope] = [rowid, rowid, 1]
+            else:
+                seen[1] = rowid
+                seen[2] += 1
         with self._lock:
-            if self._size + frame.height > self.limit:
-                return
-            for (scope,), part in frame.partition_by("scope", as_dict=True).items():
-                self._frames.setdefault((int(scope), run_id), []).append(part.drop("scope"))
-            self._size += frame.height
+            for scope, (start, end, count) in ranges.items():
+                window = self._windows.setdefault((scope, run_id), _Window())
+                window.starts.append(start)
+                window.ends.append(end)
+                window.unread.append(count)
+                window.size += count
+                while window.size > self.limit:
+                    self._forget_oldest(window)
 
-    def take(self, scope: int, run_id: str, keys: Sequence[str]) -> dict[int, str]:
-        """The remembered rows of ``keys`` (rowid -> key), forgotten as they are taken."""
+    @staticmethod
+    def _forget_oldest(window: _Window) -> None:
+        window.size -= window.unread.pop(0)
+        del window.starts[0], window.ends[0]
+
+    def span(self, scope: int, run_id: str) -> tuple[int, int] | None:
+        """The rowids (first, last) of the window of (``scope``, ``run_id``), if any."""
         with self._lock:
-            frames = self._frames.pop((scope, run_id), None)
-            if not frames:
-                return {}
-            known = pl.concat(frames) if len(frames) > 1 else frames[0]
-            asked = pl.DataFrame({_KEY: keys}, schema={_KEY: pl.String})
-            # The newest row of a key filed twice; the rest of the frame is kept.
-            taken = known.join(asked.unique(), on=_KEY, how="semi").unique(
-                _KEY, keep="last", maintain_order=True
-            )
-            kept = known.join(asked, on=_KEY, how="anti")
-            if kept.height:
-                self._frames[(scope, run_id)] = [kept]
-            self._size -= known.height - kept.height
-            return dict(
-                zip(taken.get_column(_ROW).to_list(), taken.get_column(_KEY).to_list(), strict=True)
-            )
+            window = self._windows.get((scope, run_id))
+            if window is None or not window.starts:
+                return None
+            return window.starts[0], window.ends[-1]
+
+    def read(self, scope: int, run_id: str, rowids: Sequence[int]) -> None:
+        """``rowids`` were found in the window: fewer unread, and the oldest ranges
+        with none left forgotten."""
+        with self._lock:
+            window = self._windows.get((scope, run_id))
+            if window is None:
+                return
+            for rowid in rowids:
+                at = bisect.bisect_right(window.starts, rowid) - 1
+                if at >= 0 and rowid <= window.ends[at] and window.unread[at] > 0:
+                    window.unread[at] -= 1
+                    window.size -= 1
+            while window.starts and window.unread[0] == 0:
+                self._forget_oldest(window)
 
     def clear(self) -> None:
         with self._lock:
-            self._frames.clear()
-            self._size = 0
+            self._windows.clear()
 
 
 def remembered(
     conn: sqlite3.Connection, recent: RecentRows, scope: int, run_id: str, keys: Sequence[str]
 ) -> list[BestAnswer]:
-    """The best answers of those of ``keys`` that ``recent`` remembers for (``scope``,
-    ``run_id``): the run's own settled answers, the best there are, read by rowid in
-    order. A row that no longer matches is left out (its key goes the long way)."""
-    taken = recent.take(scope, run_id, keys)
-    if not taken:
+    """The best answers of those of ``keys`` this run filed in the window of (``scope``,
+    ``run_id``): its own settled answers, the last of a key in rowid order."""
+    span = recent.span(scope, run_id)
+    if span is None:
         return []
-    rows = conn.execute(_BY_ROWID, (json.dumps(sorted(taken)), scope, run_id))
-    return [BestAnswer._make(row[1:]) for row in rows if taken[row[0]] == row[1]]
+    rows = conn.execute(_IN_WINDOW, (*span, scope, run_id, json.dumps(list(keys))))
+    found: dict[str, BestAnswer] = {}
+    rowids: list[int] = []
+    for row in rows:
+        rowids.append(row[0])
+        found[row[1]] = BestAnswer._make(row[1:])
+    recent.read(scope, run_id, rowids)
+    return list(found.values())
