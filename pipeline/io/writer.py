@@ -43,6 +43,11 @@ POLARS_GROUP_ROWS = 122_880
 """Polars' Parquet sink puts up to about this many rows in a row group (85,000-120,000
 measured, depending on the batches), whatever their width."""
 
+ZSTD_LEVEL = 1
+"""Parquet output is zstd at level 1: on a 3M-row, 16-column output 19% less CPU to
+write than level 3 (polars' and pyarrow's default) for a file 1.5% larger (65 vs
+66 MB); the output is a working file, read once or twice, written on every run."""
+
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?\d+(?:\.\d+)?$"
 
@@ -119,7 +124,7 @@ def write_batches(
             if first is not None and _row_bytes(first) * POLARS_GROUP_ROWS > row_group_bytes:
                 write_row_groups(tmp, schema, frames, row_group_bytes)
             else:
-                _polars_source(frames, schema).sink_parquet(tmp)
+                _polars_source(frames, schema).sink_parquet(tmp, compression_level=ZSTD_LEVEL)
         _fsync(tmp)
         if before_commit is not None:
             before_commit()
@@ -168,7 +173,9 @@ def write_row_groups(
     import pyarrow.parquet as pq
 
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-    with pq.ParquetWriter(path, arrow_schema, compression="zstd") as writer:
+    with pq.ParquetWriter(
+        path, arrow_schema, compression="zstd", compression_level=ZSTD_LEVEL
+    ) as writer:
         held: list[pa.RecordBatch] = []
         size = 0
         for frame in frames:
