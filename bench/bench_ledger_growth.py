@@ -14,7 +14,8 @@ run process's CPU time (``/proc``, sampled every 0.25 s on the same monotonic cl
 fifths
     Runs of ``--rows`` rows (3M) on an empty ledger, ``--rounds`` times (with
     ``--before``, alternating which code goes first). The numbers bought are cut into
-    fifths; for each, numbers per second (wall) and CPU microseconds per number.
+    fifths; for each, numbers per second (wall) and CPU microseconds per number, of
+    the run and of the emulator's process (which shares the machine's two cores).
     Target (issue 15): the median of the last fifth's rate / the first's >= 0.9. One
     run is not enough here: this 2-core virtual machine's speed drifts by +-20-30% over
     tens of seconds (a fixed CPU-bound loop timed every 5 s: 12.5 to 24.7 million
@@ -78,26 +79,44 @@ class Run:
     """(arrival on the monotonic clock, numbers) of each answered request, in order."""
     cpu: list[tuple[float, float]]
     """(monotonic time, CPU seconds of the run process so far)."""
+    emulator_cpu: list[tuple[float, float]]
+    """(monotonic time, CPU seconds of the emulator's process since the run began): it
+    shares the machine's two cores, so a fifth the emulator made dearer shows here."""
 
     @property
     def numbers(self) -> int:
         return sum(n for _, n in self.answered)
 
-    def cpu_at(self, when: float) -> float:
-        """The run's CPU seconds at ``when``, interpolated between samples."""
-        before = (self.cpu[0][0], 0.0)
-        for sample in self.cpu:
+    def cpu_at(self, when: float, samples: list[tuple[float, float]] | None = None) -> float:
+        """The run's CPU seconds at ``when`` (or those of ``samples``), interpolated
+        between samples."""
+        samples = self.cpu if samples is None else samples
+        before = (samples[0][0], 0.0)
+        for sample in samples:
             if sample[0] >= when:
                 span = sample[0] - before[0]
                 share = (when - before[0]) / span if span > 0 else 1.0
                 return before[1] + (sample[1] - before[1]) * share
             before = sample
-        return self.cpu[-1][1]
+        return samples[-1][1]
+
+    def emulator_part(self, start: float, end: float) -> float:
+        """The emulator's CPU microseconds per number over the same share as :meth:`part`."""
+        t0, n0, t1, n1 = self._bounds(start, end)
+        used = self.cpu_at(t1, self.emulator_cpu) - self.cpu_at(t0, self.emulator_cpu)
+        return used / (n1 - n0) * 1e6
 
     def part(self, start: float, end: float) -> tuple[float, float]:
         """(numbers per second, CPU microseconds per number) over a share of the numbers
         bought: from the answer that crossed ``start`` x total to the one that crossed
         ``end`` x total (shares of 0..1)."""
+        t0, n0, t1, n1 = self._bounds(start, end)
+        numbers = n1 - n0
+        cpu = self.cpu_at(t1) - self.cpu_at(t0)
+        return numbers / (t1 - t0), cpu / numbers * 1e6
+
+    def _bounds(self, start: float, end: float) -> tuple[float, int, float, int]:
+        """(time, numbers so far) of the answers that crossed ``start`` and ``end``."""
         total = self.numbers
         bounds: list[tuple[float, int]] = []
         seen = 0
@@ -108,9 +127,7 @@ class Run:
         if start == 0:
             t0, n0 = bounds[0]
         t1, n1 = next((t, n) for t, n in bounds if n >= end * total)
-        numbers = n1 - n0
-        cpu = self.cpu_at(t1) - self.cpu_at(t0)
-        return numbers / (t1 - t0), cpu / numbers * 1e6
+        return t0, n0, t1, n1
 
 
 # -- the emulator and the run ------------------------------------------------------
@@ -186,16 +203,17 @@ def measure(tree: Path, emulator: EmulatorProcess, cfg: Path, state: Path) -> Ru
     )  # fmt: skip
     samples: list[tuple[float, float]] = [(started, 0.0)]
     done = threading.Event()
-    tick = os.sysconf("SC_CLK_TCK")
+    emulator_base = _cpu_of(emulator.proc.pid) or 0.0
+    emulator_samples: list[tuple[float, float]] = [(started, 0.0)]
 
     def sample() -> None:
         while not done.wait(0.25):
-            try:
-                with open(f"/proc/{child.pid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
+            now, used = time.monotonic(), _cpu_of(child.pid)
+            if used is None:
                 return
-            samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / tick))
+            samples.append((now, used))
+            if (serving := _cpu_of(emulator.proc.pid)) is not None:
+                emulator_samples.append((now, serving - emulator_base))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -209,7 +227,18 @@ def measure(tree: Path, emulator: EmulatorProcess, cfg: Path, state: Path) -> Ru
     cpu = usage.ru_utime + usage.ru_stime
     samples.append((time.monotonic(), cpu))
     size = sum(p.stat().st_size for p in state.glob("ledger.sqlite*")) / MB
-    return Run(wall, cpu, usage.ru_maxrss / 1024, size, emulator.answered(), samples)
+    answered = emulator.answered()
+    return Run(wall, cpu, usage.ru_maxrss / 1024, size, answered, samples, emulator_samples)
+
+
+def _cpu_of(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sample(tree: Path, data: Path, rows: int, seed: int = 7) -> Path:
@@ -339,7 +368,9 @@ def bench_fifths(trees: dict[str, Path], data: Path, port: int, rows: int, round
             for label, start, end in (("1st", 0.0, 0.2), ("2nd", 0.2, 0.4), ("3rd", 0.4, 0.6),
                                       ("4th", 0.6, 0.8), ("5th", 0.8, 1.0)):  # fmt: skip
                 rate, cpu = run.part(start, end)
-                print(f"    {label} fifth: {rate:>8,.0f} numbers/s, {cpu:6.1f} us CPU a number")
+                serving = run.emulator_part(start, end)
+                print(f"    {label} fifth: {rate:>8,.0f} numbers/s, {cpu:6.1f} us CPU a number "
+                      f"(emulator {serving:4.1f} us)")  # fmt: skip
             print(f"    last / first fifth: rate {ratios[name][-1][0]:.3f}, CPU a number "
                   f"{ratios[name][-1][1]:.3f}", flush=True)  # fmt: skip
     ok = True
