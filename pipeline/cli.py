@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import allocators
 from pipeline.cli_help import help_of, main_epilog, package_version
 from pipeline.errors import (
     EXIT_INTERNAL,
@@ -359,6 +360,7 @@ EXIT_BROKEN_PIPE = 141
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``phone-enrich`` and ``python -m pipeline``; returns the exit code."""
     code: int | None = None
+    allocators.configure()  # before polars is imported
     try:
         try:
             args = build_parser().parse_args(argv)
