@@ -72,8 +72,8 @@ MB = 1 << 20
 TARGET = 0.9
 SEED_ROWS = 3_000
 SYNTHETIC_DATE = "19990101"
-OUTPUT = "out.csv"
 """No consent date of the sample (2015-2025): synthetic answers never answer a run's keys."""
+OUTPUT = "out.csv"
 
 
 @dataclass
@@ -129,17 +129,24 @@ class Run:
         fifth to the moment it held the fifth's last row. So the buying and the writing
         of about a fifth's rows fall inside each fifth: the first starts once the output
         has its first rows, after the buying ran ahead while nothing could be written
-        yet. The last ends at the last answer, before the output writes the rows still
-        trailing it (which need no buying); its rows are those written by then."""
-        size = self.row_marks[-1] - self.row_marks[0]
+        yet. None goes past the last answer, after which the output writes the rows still
+        trailing it (which need no buying): the last ends there, its rows those written
+        by then."""
         rows_in_fifth = self.rows / 5
         low, high = self.row_marks[fifth - 1], self.row_marks[fifth]
         t0, t1 = self.written_at(low), self.written_at(high)
+        last_answer = self.answered[-1][0]
+        if t0 >= last_answer:
+            raise SystemExit(
+                f"fifth {fifth} of the rows was written after the last answer: the output "
+                "trails the buying by more than a fifth, so its fifths are not the run's"
+            )
         rows = rows_in_fifth
-        if fifth == 5 and t0 < self.answered[-1][0] < t1:
-            t1 = self.answered[-1][0]
+        if t1 > last_answer:
+            t1 = last_answer
             rows = rows_in_fifth * (self.bytes_at(t1) - low) / (high - low)
-        assert size > 0 and rows > 0 and t1 > t0
+        if not (rows > 0 and t1 > t0):
+            raise SystemExit(f"fifth {fifth} of the rows could not be timed ({rows} rows)")
         return rows / (t1 - t0), (self.cpu_at(t1) - self.cpu_at(t0)) / rows * 1e6
 
     def written_at(self, size: int) -> float:
@@ -299,14 +306,21 @@ def measure(tree: Path, emulator: EmulatorProcess, cfg: Path, state: Path) -> Ru
 def _output_bytes(output: Path) -> int:
     """The output's bytes so far: a run writes it to a temporary file beside it, renamed
     at the end."""
-    partial = sum(p.stat().st_size for p in output.parent.glob(f".{output.name}.*.tmp"))
-    return partial or (output.stat().st_size if output.exists() else 0)
+    for _ in range(3):  # the temporary file may be renamed between the listing and stat
+        try:
+            partial = sum(p.stat().st_size for p in output.parent.glob(f".{output.name}.*.tmp"))
+            return partial or (output.stat().st_size if output.exists() else 0)
+        except FileNotFoundError:
+            continue
+    return 0
 
 
 def row_marks(path: Path, parts: int = 5) -> tuple[list[int], int]:
     """(bytes up to the end of the header and of each ``parts``-th of the rows, rows) of
     a CSV file: two passes over its records."""
     rows = sum(1 for _ in _record_ends(path)) - 1
+    if rows < parts:
+        raise SystemExit(f"{path}: {rows} rows, fewer than {parts}")
     wanted = {round(rows * k / parts): k for k in range(parts + 1)}
     marks = [0] * (parts + 1)
     for index, at in enumerate(_record_ends(path)):  # index 0: the header
@@ -319,7 +333,7 @@ def _record_ends(path: Path, chunk: int = 1 << 23) -> Iterator[int]:
     """The byte offset after each record of a CSV file whose quoted fields may hold line
     breaks: a line break ends a record when the quotes before it are even (a quote
     inside a field is doubled). Written here: Python's csv module gives no offsets."""
-    at, odd = 0, False
+    at, ended, odd = 0, 0, False
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             *lines, rest = block.split(b"\n")
@@ -328,10 +342,13 @@ def _record_ends(path: Path, chunk: int = 1 << 23) -> Iterator[int]:
                 if line.count(b'"') % 2:
                     odd = not odd
                 if not odd:
+                    ended = at
                     yield at
             at += len(rest)  # the start of a line the next block ends
             if rest.count(b'"') % 2:
                 odd = not odd
+    if at > ended:  # a last record without a line break
+        yield at
 
 
 def _cpu_of(pid: int) -> float | None:

@@ -63,6 +63,19 @@ def test_what_the_user_set_is_left_alone() -> None:
     assert heaps == 4
 
 
+def test_settings_that_are_not_the_users_are_replaced() -> None:
+    # polars' own, inherited from a parent that imported polars; empty values
+    conf, heaps = _probe(_RJEM_MALLOC_CONF="dirty_decay_ms:500,muzzy_decay_ms:1000")
+    assert conf.endswith(",muzzy_decay_ms:0")
+    conf, heaps = _probe(_RJEM_MALLOC_CONF="", MALLOC_ARENA_MAX="")
+    assert (conf, heaps) == ("dirty_decay_ms:500,muzzy_decay_ms:1000,muzzy_decay_ms:0", 2)
+
+
+def test_an_arena_limit_set_as_a_glibc_tunable_is_left_alone() -> None:
+    _, heaps = _probe(GLIBC_TUNABLES="glibc.malloc.arena_max=4")
+    assert heaps == 4
+
+
 def test_without_the_command_polars_and_glibc_keep_their_defaults() -> None:
     conf, heaps = _probe("polars only")
     assert conf == "dirty_decay_ms:500,muzzy_decay_ms:1000"
