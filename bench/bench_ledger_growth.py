@@ -103,15 +103,14 @@ class Run:
     def numbers(self) -> int:
         return sum(n for _, n in self.answered)
 
-    def cpu_at(self, when: float, samples: list[tuple[float, float]] | None = None) -> float:
-        """The run's CPU seconds at ``when`` (or those of ``samples``), interpolated
-        between samples."""
-        return _between(self.cpu if samples is None else samples, when)
+    def cpu_at(self, when: float) -> float:
+        """The run's CPU seconds at ``when``, interpolated between samples."""
+        return _between(self.cpu, when)
 
     def emulator_part(self, start: float, end: float) -> float:
         """The emulator's CPU microseconds per number over the same share as :meth:`part`."""
         t0, n0, t1, n1 = self._bounds(start, end)
-        used = self.cpu_at(t1, self.emulator_cpu) - self.cpu_at(t0, self.emulator_cpu)
+        used = _between(self.emulator_cpu, t1) - _between(self.emulator_cpu, t0)
         return used / (n1 - n0) * 1e6
 
     def part(self, start: float, end: float) -> tuple[float, float]:

@@ -39,9 +39,8 @@ with tempfile.TemporaryFile() as fh:
 
 
 def _probe(how: str = "command", **env: str) -> tuple[str, int]:
-    clean = {
-        k: v for k, v in os.environ.items() if k not in ("_RJEM_MALLOC_CONF", "MALLOC_ARENA_MAX")
-    }
+    ours = ("_RJEM_MALLOC_CONF", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+    clean = {k: v for k, v in os.environ.items() if k not in ours}
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, how], cwd=ROOT, env={**clean, **env},
         capture_output=True, text=True, timeout=60, check=True,
