@@ -1,11 +1,15 @@
-"""Consent dates read once per run: each distinct cell of the file is read the first
-time a batch holds it, then looked up.
+"""Consent dates: how a cell is read (:func:`consent_date_expr`), and read once per run:
+each distinct cell of the file is read the first time a batch holds it, then looked up.
+
+``consent_date_normalized`` is a Date (in a CSV output ``YYYY-MM-DD``), read in
+``MM/DD/YYYY``, ``MM/DD/YY``, ``YYYY-MM-DD`` or ``YYYYMMDD``; null when the cell is none
+of them or not a real day.
 
 A file's consent dates are days in a few formats: some thousands of distinct cells,
 nearly all of them in every batch of 100,000 rows. Reading each batch's distinct cells
-anew (:func:`~pipeline.normalize.normalize_consent_dates`: the distinct cells, their
-dates, a join back) cost 2-3x what is done here: every row is looked up among the
-cells already read (one join), and only the cells not there yet are read and kept.
+anew (:func:`normalize_consent_dates`: the distinct cells, their dates, a join back)
+cost 2-3x what is done here: every row is looked up among the cells already read (one
+join), and only the cells not there yet are read and kept.
 What is kept is bounded (:data:`KEPT_CELLS`): a file of ever new cells (timestamps,
 say) is read batch by batch as before once it is full.
 
@@ -25,7 +29,76 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.normalize import CONSENT_DATE_COLUMN, dates_of_cells, normalize_consent_dates
+from pipeline.normalize import CONSENT_DATE_COLUMN, first_of, matches
+
+_TMP = "__pe_"
+
+
+def _date_formats(text: pl.Expr) -> list[tuple[pl.Expr, str]]:
+    """Which format a consent date is read with, told apart by where the separators
+    stand (cheaper than regexes): the first condition that holds picks the format, and
+    to_date then rejects anything that is not a real date."""
+    return [
+        (text.str.slice(-3, 1) == "/", "%m/%d/%y"),
+        (text.str.slice(-5, 1) == "/", "%m/%d/%Y"),
+        (text.str.contains("-", literal=True), "%Y-%m-%d"),
+        # (the regex runs on 8-character cells only)
+        (matches(pl.when(text.str.len_bytes() == 8).then(text), "^[0-9]*$"), "%Y%m%d"),
+    ]
+
+
+def consent_date_expr(column: str, dtype: pl.DataType) -> pl.Expr:
+    """The consent date as a Date, or null when it cannot be read.
+
+    One expression; :func:`normalize_consent_dates` computes the same in steps."""
+    col = pl.col(column)
+    if dtype.is_temporal():
+        return col.cast(pl.Date, strict=False)
+    text = col.cast(pl.String).str.strip_chars()
+    formats = _date_formats(text)
+    return first_of(*((when, text.str.to_date(fmt, strict=False)) for when, fmt in formats))
+
+
+def normalize_consent_dates(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """Add ``consent_date_normalized`` (a Date) read from ``column``.
+
+    The same as :func:`consent_date_expr`, for less: a file holds few distinct consent
+    dates (days, in a few formats), so each distinct cell is read once and joined back
+    onto its rows (:func:`dates_of_cells`, :func:`with_dates`). A run reads a file's
+    distinct cells once for all its batches (:class:`ConsentDates`)."""
+    dtype = frame.collect_schema()[column]
+    if dtype.is_temporal():
+        return frame.with_columns(consent_date_expr(column, dtype).alias(CONSENT_DATE_COLUMN))
+    return with_dates(frame, dates_of_cells(frame.select(column).unique(), column), column)
+
+
+def dates_of_cells(cells: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``column`` (distinct cells of a text or numeric column) and each one's
+    ``consent_date_normalized``. Read in steps: each cell's format is settled once and
+    each format parses only its own cells (to_date skips the others, null to it)."""
+    t = f"{_TMP}date"
+    cells = cells.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(t))
+    text = pl.col(t)
+    formats = _date_formats(text)
+    kind = first_of(*((when, pl.lit(i, dtype=pl.UInt8)) for i, (when, _) in enumerate(formats)))
+    cells = cells.with_columns(kind.alias(f"{t}_kind"))
+    dates = [
+        pl.when(pl.col(f"{t}_kind") == index).then(text).str.to_date(fmt, strict=False)
+        for index, (_, fmt) in enumerate(formats)
+    ]
+    return cells.select(column, pl.coalesce(dates).alias(CONSENT_DATE_COLUMN))
+
+
+def with_dates(frame: pl.LazyFrame, dates: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``frame`` with ``consent_date_normalized`` from ``dates`` (a cell's date, for
+    every cell of ``column`` in ``frame``)."""
+    # Joined onto the date column alone, then put beside the frame: a join of the whole
+    # frame would copy every one of its columns.
+    read = frame.select(column).join(
+        dates, on=column, how="left", maintain_order="left", nulls_equal=True
+    )
+    return pl.concat([frame, read.select(CONSENT_DATE_COLUMN)], how="horizontal")
+
 
 KEPT_CELLS = 200_000
 """Distinct cells kept, with their dates (a few MB)."""
@@ -75,7 +148,7 @@ def _code_lookup(table: pl.DataFrame, column: str, dtype: pl.Categorical) -> _Lo
     kept = table[column].cast(dtype)
     codes = kept.to_physical()
     size = int(codes.max()) + 1 if codes.len() else 0  # type: ignore[arg-type]
-    dates = pl.repeat(None, size, dtype=pl.String, eager=True)
+    dates = pl.repeat(None, size, dtype=pl.Date, eager=True)
     known = pl.repeat(None, size, dtype=pl.Boolean, eager=True)
     by_code = pl.DataFrame(
         [
@@ -128,7 +201,7 @@ class ConsentDates:
             return normalize_consent_dates(frame, column)
         if known is None or known.schema[column] != dtype:
             types: list[tuple[str, pl.DataType]] = [
-                (column, dtype), (CONSENT_DATE_COLUMN, pl.String()), (_KNOWN, pl.Boolean()),
+                (column, dtype), (CONSENT_DATE_COLUMN, pl.Date()), (_KNOWN, pl.Boolean()),
             ]  # fmt: skip
             known, lookup = pl.DataFrame(schema=types), None
         # Every row looked up at once: one pass, where reading each batch's distinct

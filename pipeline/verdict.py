@@ -36,6 +36,8 @@ REASONS_COLUMN = "contact_verdict_reasons"
 OK, DO_NOT_CONTACT, REVIEW, UNCHECKED = "ok", "do_not_contact", "review", "unchecked"
 VERDICTS = (OK, DO_NOT_CONTACT, REVIEW, UNCHECKED)
 """Every value of ``contact_verdict``."""
+VERDICT_TYPE = pl.Enum(list(VERDICTS))
+"""``contact_verdict``'s type (see :data:`pipeline.normalize.REJECT_REASON_TYPE`)."""
 
 Setting = Literal["off", "review", "do_not_contact"]
 """What the ``[verdict]`` section may make of a rule."""
@@ -169,7 +171,7 @@ def judged(
     place = pl.lit(places).gather(pl.col(_MASK))
     frame = frame.with_columns((place * 2 + checked.cast(pl.UInt32)).alias(_MASK))
     index = pl.col(_MASK)
-    verdicts = pl.lit(pl.Series(judged, dtype=pl.String)).gather(index)
+    verdicts = pl.lit(pl.Series(judged, dtype=VERDICT_TYPE)).gather(index)
     reasons = pl.lit(pl.Series(spelled, dtype=pl.String)).gather(index // 2)
     out = frame.with_columns(verdicts.alias(VERDICT_COLUMN), reasons.alias(REASONS_COLUMN))
     counts: dict[str, int] = {}

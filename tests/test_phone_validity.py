@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.normalize import REJECT_REASONS, consent_date_expr, normalize_phones
+from pipeline.consent_dates import consent_date_expr
+from pipeline.normalize import REJECT_REASONS, normalize_phones
 from pipeline.phone_metadata import NANP_REGIONS, region_rule, region_rules
 from pipeline.validity_table import ANSWERS, KEY_DIGITS, _Dfa, validity_table
 
@@ -304,14 +305,17 @@ def test_the_plan_has_no_python_udf() -> None:
 )
 def test_consent_dates(text: str | None, iso: str | None) -> None:
     frame = pl.DataFrame({"d": [text]}, schema={"d": pl.String})
-    assert frame.select(consent_date_expr("d", pl.String))["d"].to_list() == [iso]
+    day = frame.select(consent_date_expr("d", pl.String))["d"]
+    assert day.dtype == pl.Date
+    assert day.dt.to_string("%Y-%m-%d").to_list() == [iso]
 
 
 def test_consent_date_typed_column() -> None:
     import datetime as dt
 
     frame = pl.DataFrame({"d": [dt.date(2021, 1, 2), None]})
-    assert frame.select(consent_date_expr("d", pl.Date))["d"].to_list() == ["2021-01-02", None]
+    days = frame.select(consent_date_expr("d", pl.Date))["d"].to_list()
+    assert days == [dt.date(2021, 1, 2), None]
 
 
 # --- The validity table (pipeline.validity_table) ------------------------------------

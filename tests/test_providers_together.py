@@ -4,6 +4,7 @@ provider against each emulator's own ledger, with the demo's own config."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pipeline.config import Config, load_config, parse_config
 from pipeline.demo import DEMO_CONFIG, DEMO_KEY, against
 from pipeline.emulators import Emulator, ProviderKnobs
 from pipeline.emulators.phone_enrichment import lookup
+from pipeline.normalize import PHONE_SOURCE_TYPE
 from pipeline.provider_config import ProvidersConfig
 from pipeline.run import run
 from pipeline.sample import write_sample
@@ -75,6 +77,9 @@ def _contacts(found: bool, count: int) -> Iterator[tuple[str, str, str]]:
 
 
 def _read(path: Path) -> list[dict[str, str]]:
+    """The output's rows as text (a Parquet output as polars writes it to CSV)."""
+    if path.suffix == ".parquet":
+        return list(csv.DictReader(io.StringIO(pl.read_parquet(path).write_csv())))
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
@@ -82,8 +87,9 @@ def _read(path: Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------ the cascade
 
 
+@pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
 def test_a_row_without_a_phone_gets_one_and_it_is_then_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
     (hit_a, hit_b), (miss,) = list(_contacts(True, 2)), list(_contacts(False, 1))
     source = tmp_path / "leads.csv"
@@ -112,7 +118,7 @@ def test_a_row_without_a_phone_gets_one_and_it_is_then_checked(
                     "id_column": "lead_id",
                     "consent_date_column": "consent",
                 },
-                "output": {"path": str(tmp_path / "out.csv")},
+                "output": {"path": str(tmp_path / output)},
                 "run": {"state_dir": str(tmp_path / "state")},
                 "providers": providers,
             },
@@ -124,7 +130,11 @@ def test_a_row_without_a_phone_gets_one_and_it_is_then_checked(
         charged = {name: _charged(emulator, name) for name in names}
 
     assert summary.exit_code == 0
-    out = {row["lead_id"]: row for row in _read(tmp_path / "out.csv")}
+    if output.endswith(".parquet"):  # an appended phone's source is of the same Enum
+        schema = pl.read_parquet_schema(tmp_path / output)
+        assert schema["phone_source"] == PHONE_SOURCE_TYPE
+        assert schema["consent_date_normalized"] == pl.Date
+    out = {row["lead_id"]: row for row in _read(tmp_path / output)}
     appended = {}
     for lead in ("A1", "A3"):
         row = out[lead]

@@ -15,7 +15,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.normalize import PHONE_COLUMNS
+from pipeline.normalize import PHONE_COLUMNS, PHONE_SOURCE_TYPE, REGION_TYPE, REJECT_REASON_TYPE
+from pipeline.verdict import VERDICT_TYPE
 
 from conftest import CliResult, reports
 
@@ -78,6 +79,21 @@ def test_every_row_once_in_order_with_original_values(
     result = cli("run", config_for(leads, output, consent_date_column="consent_date"))
     assert result.code == 0, result.err
     out = read_output(tmp_path / output)
+    if output.endswith(".parquet"):
+        # Closed sets are Enums, the consent date a Date; in CSV the same text.
+        typed = {
+            "phone_reject_reason": REJECT_REASON_TYPE,
+            "phone_region": REGION_TYPE,
+            "phone_source": PHONE_SOURCE_TYPE,
+            "consent_date_normalized": pl.Date,
+            "contact_verdict": VERDICT_TYPE,
+        }
+        assert {name: out.schema[name] for name in typed} == typed
+        out = out.with_columns(
+            pl.col(pl.Enum).cast(pl.String), pl.col(pl.Date).dt.to_string("%Y-%m-%d")
+        )
+    assert out["phone_source"].to_list() == ["input", "input", None, None, "input", "input"]
+    assert out["contact_verdict"].to_list()[2:4] == ["do_not_contact"] * 2
     assert out.height == len(ROWS)
     for column in ROWS[0]:
         # Original strings survive exactly: leading zeros, quotes, commas, newlines, spaces.

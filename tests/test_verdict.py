@@ -29,7 +29,15 @@ from pipeline.providers.tcpa_authority import TcpaAuthority
 from pipeline.providers.tdg_id_verify import TdgIdVerify
 from pipeline.providers.tdg_reverse_phone import TdgReversePhone
 from pipeline.run import run
-from pipeline.verdict import PREFIXES, RULE_IDS, RULES, judged, with_verdict
+from pipeline.verdict import (
+    PREFIXES,
+    RULE_IDS,
+    RULES,
+    VERDICT_TYPE,
+    VERDICTS,
+    judged,
+    with_verdict,
+)
 
 from conftest import CliResult
 
@@ -328,7 +336,9 @@ def test_reasons_follow_the_table_and_an_empty_batch_has_typed_columns() -> None
         "ctp_skipped;tcpa_skipped",
     ]
     empty = with_verdict(batch.head(0), {})
-    assert empty.schema["contact_verdict"] == empty.schema["contact_verdict_reasons"] == pl.String
+    assert empty.schema["contact_verdict"] == out.schema["contact_verdict"] == VERDICT_TYPE
+    assert VERDICT_TYPE.categories.to_list() == list(VERDICTS)
+    assert empty.schema["contact_verdict_reasons"] == pl.String
 
 
 STATUSES = st.sampled_from([None, "hit", "no_match", "failed", "skipped_budget", "invalid_input"])

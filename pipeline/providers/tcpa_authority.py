@@ -91,7 +91,7 @@ class TcpaAuthority(Provider):
         default = self.settings.default_consent_date
         fallback = pl.lit(default.strftime("%Y%m%d") if default else None, dtype=pl.String)
         if self._has_dates:
-            row_date = pl.col(CONSENT_DATE_COLUMN).str.replace_all("-", "", literal=True)
+            row_date = pl.col(CONSENT_DATE_COLUMN).dt.to_string("%Y%m%d")
             when = pl.coalesce(row_date, fallback)
         else:
             when = fallback

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pipeline.normalize import PHONE_COLUMNS, normalize_phones
+from pipeline.normalize import PHONE_COLUMNS, PHONE_SOURCE_TYPE, normalize_phones
 from pipeline.providers.base import Provider
 
 _FOUND = "__pe_found"
@@ -48,5 +48,6 @@ def _appended(batch: pl.DataFrame, column: str, regions: tuple[str, ...]) -> pl.
         for name in PHONE_COLUMNS
         if name != "phone_source"
     ]
-    source = pl.when(use).then(pl.lit("appended")).otherwise(batch["phone_source"])
+    appended = pl.lit("appended", dtype=PHONE_SOURCE_TYPE)
+    source = pl.when(use).then(appended).otherwise(batch["phone_source"])
     return batch.with_columns(*updates, source.alias("phone_source"))

@@ -21,7 +21,7 @@ from pipeline.report import FailedRow, FailedRowsFile
 from pipeline.run_state import RunState
 from pipeline.stages.answer_columns import CREDITS_TOTAL, status_columns, text_columns
 from pipeline.trace import TRACE_ID_COLUMN
-from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, judged
+from pipeline.verdict import REASONS_COLUMN, VERDICT_COLUMN, VERDICT_TYPE, judged
 
 VERDICT_COLUMNS = (VERDICT_COLUMN, REASONS_COLUMN)
 
@@ -62,7 +62,10 @@ class WriteStage:
                 for name, dtype in status_columns(provider).items()
             ]
             trace = pl.lit(None, dtype=pl.String).alias(TRACE_ID_COLUMN)  # from the read
-            verdict = [pl.lit(None, dtype=pl.String).alias(c) for c in VERDICT_COLUMNS]
+            verdict = [
+                pl.lit(None, dtype=VERDICT_TYPE).alias(VERDICT_COLUMN),
+                pl.lit(None, dtype=pl.String).alias(REASONS_COLUMN),
+            ]
             return transform(frame).with_columns(trace, *empty, *verdict).select(self._columns)
 
         return output_schema(self._source, with_providers)
