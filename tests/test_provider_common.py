@@ -12,6 +12,7 @@ import httpx
 import polars as pl
 import pytest
 
+from pipeline.consent_dates import consent_date_expr
 from pipeline.errors import (
     BadRequestError,
     InputError,
@@ -20,6 +21,7 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
+from pipeline.normalize import CONSENT_DATE_COLUMN
 from pipeline.provider_config import (
     CheckThatPhoneSettings,
     PhoneEnrichmentSettings,
@@ -149,6 +151,25 @@ def test_lookups_are_expressions_over_the_batch() -> None:
     rows = frame.select(key=enrich.key, carry=enrich.carry).collect().to_dicts()
     assert [r["carry"] for r in rows] == [None, None, "t3"]  # the row_trace_id by default
     assert rows[2]["key"] is not None and json.loads(rows[2]["key"])["email"] == "ada@example.org"
+
+
+def test_tcpa_keys_are_the_iso_date_less_its_dashes() -> None:
+    """The key's date is what it was when consent dates were ISO text (the ledger holds
+    such keys), for any year the reading gives, a year before 1 included."""
+    tcpa = TcpaAuthority(TcpaAuthoritySettings(base_url=BASE), "k", has_consent_dates=True)
+    cells = ["2024-01-31", "0001-01-01", None, "-0001-01-01"]
+    frame = pl.LazyFrame(
+        {"phone_normalized": ["2124233757"] * 4, "phone_valid": [True] * 4, "d": cells}
+    ).select(
+        "phone_normalized",
+        "phone_valid",
+        consent_date_expr("d", pl.String).alias(CONSENT_DATE_COLUMN),
+    )
+    days = frame.select(pl.col(CONSENT_DATE_COLUMN).dt.year()).collect().to_series().to_list()
+    assert days == [2024, 1, None, -1]
+    keys = frame.select(tcpa.lookups(frame).key).collect().to_series().to_list()
+    # (no date and no default_consent_date: no key)
+    assert keys == ["2124233757:20240131", "2124233757:00010101", None, "2124233757:00010101"]
 
 
 def test_derived_columns_read_the_key_they_are_given() -> None:

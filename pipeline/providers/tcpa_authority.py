@@ -91,7 +91,11 @@ class TcpaAuthority(Provider):
         default = self.settings.default_consent_date
         fallback = pl.lit(default.strftime("%Y%m%d") if default else None, dtype=pl.String)
         if self._has_dates:
-            row_date = pl.col(CONSENT_DATE_COLUMN).dt.to_string("%Y%m%d")
+            # The key's date is the ISO text less its dashes, as it has always been
+            # (the ledger's keys): a year before 1 (-0001-01-01) loses its sign, as
+            # before, where "%Y%m%d" would give a new key (and a date TCPA refuses).
+            iso = pl.col(CONSENT_DATE_COLUMN).dt.to_string("%Y-%m-%d")
+            row_date = iso.str.replace_all("-", "", literal=True)
             when = pl.coalesce(row_date, fallback)
         else:
             when = fallback
