@@ -31,7 +31,8 @@ import polars as pl
 
 from pipeline.normalize import CONSENT_DATE_COLUMN, first_of, matches
 
-_TMP = "__pe_"
+_TEXT = "__pe_date"
+_KIND = "__pe_date_kind"
 
 
 def _date_formats(text: pl.Expr) -> list[tuple[pl.Expr, str]]:
@@ -76,14 +77,13 @@ def dates_of_cells(cells: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """``column`` (distinct cells of a text or numeric column) and each one's
     ``consent_date_normalized``. Read in steps: each cell's format is settled once and
     each format parses only its own cells (to_date skips the others, null to it)."""
-    t = f"{_TMP}date"
-    cells = cells.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(t))
-    text = pl.col(t)
+    cells = cells.with_columns(pl.col(column).cast(pl.String).str.strip_chars().alias(_TEXT))
+    text = pl.col(_TEXT)
     formats = _date_formats(text)
     kind = first_of(*((when, pl.lit(i, dtype=pl.UInt8)) for i, (when, _) in enumerate(formats)))
-    cells = cells.with_columns(kind.alias(f"{t}_kind"))
+    cells = cells.with_columns(kind.alias(_KIND))
     dates = [
-        pl.when(pl.col(f"{t}_kind") == index).then(text).str.to_date(fmt, strict=False)
+        pl.when(pl.col(_KIND) == index).then(text).str.to_date(fmt, strict=False)
         for index, (_, fmt) in enumerate(formats)
     ]
     return cells.select(column, pl.coalesce(dates).alias(CONSENT_DATE_COLUMN))
