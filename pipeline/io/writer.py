@@ -113,18 +113,22 @@ def write_batches(
         raise OutputError(f"{path}: cannot create the output folder: {exc.strerror}") from None
     try:
         frames = produced()
+        # No writer starts before the first batch: polars' sinks create their file on a
+        # task of their own, which can finish after the sink has raised, so a failure
+        # right at the start (a bad input, mostly) left a temp file created after it was
+        # removed (29 of 300 such failures). The first batch's width also picks the
+        # Parquet writer.
+        first = next(frames, None)
+        if first is not None:
+            frames = itertools.chain([first], frames)
         if fmt == "csv":
             present = [c for c in safe_columns if c in schema]
             guarded = _polars_source(frames, schema).with_columns(formula_safe(c) for c in present)
             guarded.sink_csv(tmp)
+        elif first is not None and _row_bytes(first) * POLARS_GROUP_ROWS > row_group_bytes:
+            write_row_groups(tmp, schema, frames, row_group_bytes)
         else:
-            first = next(frames, None)  # its width decides the writer
-            if first is not None:
-                frames = itertools.chain([first], frames)
-            if first is not None and _row_bytes(first) * POLARS_GROUP_ROWS > row_group_bytes:
-                write_row_groups(tmp, schema, frames, row_group_bytes)
-            else:
-                _polars_source(frames, schema).sink_parquet(tmp, compression_level=ZSTD_LEVEL)
+            _polars_source(frames, schema).sink_parquet(tmp, compression_level=ZSTD_LEVEL)
         _fsync(tmp)
         if before_commit is not None:
             before_commit()
